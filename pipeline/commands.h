@@ -1,0 +1,9 @@
+// pipeline/commands.h — one function per CLI subcommand; pipeline/main.c dispatches.
+// Each returns the process exit code (0 ok, 2 usage error, 1 other failure) and prints a
+// single clear error line on bad input.
+#ifndef BIPO_COMMANDS_H
+#define BIPO_COMMANDS_H
+int cmd_generate(int argc, char **argv); // pipeline/cmd_generate.c
+int cmd_logprobs(int argc, char **argv); // pipeline/cmd_generate.c
+int cmd_tokenize(int argc, char **argv); // pipeline/cmd_tokenize.c
+#endif

@@ -1,0 +1,41 @@
+// pipeline/main.c — the bipo-pipeline command line: dispatch to one subcommand.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h" // defines: cmd_generate, cmd_logprobs, cmd_tokenize
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *usage;
+} command;
+
+static const command COMMANDS[] = {
+    {"generate", cmd_generate,
+     "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--max-tokens N]\n"
+     "           [--temperature T --top-p P --seed S] [--vector FILE --layer L --multiplier M]"},
+    {"logprobs", cmd_logprobs, "logprobs --model PATH (--text TEXT | --tokens IDS) [--top-k K]"},
+    {"tokenize", cmd_tokenize, "tokenize --model PATH --text TEXT [--no-bos] [--chat]"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "bipo-pipeline %s — BiPO steering vectors for Llama-family models\n\nusage:\n",
+            BIPO_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  bipo-pipeline %s\n", COMMANDS[i].usage);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("bipo-pipeline %s\n", BIPO_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "bipo-pipeline: unknown command '%s' (try 'bipo-pipeline --help')\n", argv[1]);
+    return 2;
+}
