@@ -1,0 +1,4 @@
+# Model forward tests on tiny random models (see tests/test_model.c).
+bipo_add_test(model SOURCES ${BIPO_TEST_DIR}/test_model.c)
+add_test(NAME model COMMAND test_model)
+set_tests_properties(model PROPERTIES LABELS "unit;model")

@@ -1,0 +1,212 @@
+// workers/forward.c — the transformer forward over a packed batch, with the steering hook,
+// and the KV-cached single-sequence forward used by generation.
+//
+// One decoder layer l (HF LlamaDecoderLayer), x = resid[l] [N, C]:
+//   ln1 = rmsnorm(x) ; q,k,v = ln1 Wq^T, ln1 Wk^T, ln1 Wv^T ; rope(q), rope(k)
+//   attn_out = attention(q, k, v) ; resid_mid = x + attn_out Wo^T
+//   ln2 = rmsnorm(resid_mid) ; act = silu(ln2 Wg^T) * (ln2 Wu^T) ; resid[l+1] = resid_mid + act Wd^T
+//   if l == hook.layer: resid[l+1] += mult * v   (at masked rows)
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "util.h"
+
+void bipo_acts_init(bipo_acts *a, int save) {
+    memset(a, 0, sizeof *a);
+    a->save = save;
+}
+
+static float **alloc_ptrs(size_t n) { return xcalloc(n, sizeof(float *)); }
+
+// Free every buffer; slots shared across layers (save == 0) are freed once.
+void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
+    float ***per_layer[] = {&a->ln1, &a->ln1_rstd, &a->q,   &a->k,   &a->v,
+                            &a->att, &a->attn_out, &a->resid_mid, &a->ln2,
+                            &a->ln2_rstd, &a->gate, &a->up, &a->act};
+    for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
+        float **arr = *per_layer[i];
+        if (!arr) continue;
+        size_t n = a->save ? a->L : 1;
+        for (size_t l = 0; l < n; l++)
+            if (arr[l]) be->free(arr[l]);
+        free(arr);
+        *per_layer[i] = NULL;
+    }
+    if (a->resid) {
+        for (size_t l = 0; l <= a->L; l++)
+            if (a->resid[l]) be->free(a->resid[l]);
+        free(a->resid);
+        a->resid = NULL;
+    }
+    float **single[] = {&a->lnf, &a->lnf_rstd, &a->logits, &a->scratch};
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        if (*single[i]) {
+            be->free(*single[i]);
+            *single[i] = NULL;
+        }
+    a->cap_N = a->cap_att = a->cap_M = 0;
+}
+
+// Make sure the activations hold N tokens, `att` attention floats and M logit rows.
+static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    if (N > a->cap_N || att > a->cap_att || a->L != c->L) {
+        int save = a->save;
+        bipo_acts_free(a, be); // also drops the logit rows: reallocated below
+        a->save = save;
+        size_t capN = N > 16 ? N : 16, capA = att > 256 ? att : 256;
+        a->L = c->L;
+        a->cap_N = capN;
+        a->cap_att = capA;
+        size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD, nslots = a->save ? c->L : 1;
+        struct {
+            float ***arr;
+            size_t n;
+        } per_layer[] = {{&a->ln1, capN * c->C},  {&a->ln1_rstd, capN},    {&a->q, capN * QD},
+                         {&a->k, capN * KVD},     {&a->v, capN * KVD},     {&a->att, capA},
+                         {&a->attn_out, capN * QD}, {&a->resid_mid, capN * c->C},
+                         {&a->ln2, capN * c->C},  {&a->ln2_rstd, capN},    {&a->gate, capN * c->FF},
+                         {&a->up, capN * c->FF},  {&a->act, capN * c->FF}};
+        for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
+            float **arr = alloc_ptrs(c->L);
+            for (size_t l = 0; l < nslots; l++) arr[l] = be->alloc(per_layer[i].n);
+            for (size_t l = nslots; l < c->L; l++) arr[l] = arr[0]; // inference: one shared slot
+            *per_layer[i].arr = arr;
+        }
+        a->resid = alloc_ptrs(c->L + 1);
+        for (size_t l = 0; l <= c->L; l++) a->resid[l] = be->alloc(capN * c->C);
+        size_t big = c->FF > c->C ? c->FF : c->C;
+        if (c->NH * c->HD > big) big = c->NH * c->HD;
+        a->scratch = be->alloc(capN * big);
+    }
+    if (M > a->cap_M) {
+        if (a->lnf) be->free(a->lnf), be->free(a->lnf_rstd), be->free(a->logits);
+        a->cap_M = M > 1 ? M : 1;
+        a->lnf = be->alloc(a->cap_M * c->C);
+        a->lnf_rstd = be->alloc(a->cap_M);
+        a->logits = be->alloc(a->cap_M * c->V);
+    }
+    a->final = a->resid[c->L];
+}
+
+// One decoder layer on N rows. x -> out (may not alias). k/v are written to kdst/vdst
+// (the activation slot, or the KV cache at the next free row); attention reads kall/vall.
+typedef struct {
+    const int *pos;     // [N] host
+    const bipo_seqs *sq; // attention layout
+    float *kdst, *vdst; // where this call's k/v rows go
+    const float *kall, *vall; // keys/values attention reads
+} layer_io;
+
+static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const float *x,
+                          float *out, const layer_io *io) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    const bipo_layer_weights *w = &m->layers[l];
+    size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
+    be->rmsnorm_forward(a->ln1[l], a->ln1_rstd[l], x, w->attn_norm, N, c->C, c->rms_eps);
+    be->matmul_forward(a->q[l], a->ln1[l], w->wq, N, c->C, QD);
+    be->matmul_forward(io->kdst, a->ln1[l], w->wk, N, c->C, KVD);
+    be->matmul_forward(io->vdst, a->ln1[l], w->wv, N, c->C, KVD);
+    be->rope_forward(a->q[l], io->pos, N, c->NH, c->HD, c->rope_theta);
+    be->rope_forward(io->kdst, io->pos, N, c->NKV, c->HD, c->rope_theta);
+    be->attention_forward(a->attn_out[l], a->save ? a->att[l] : NULL, a->q[l], io->kall, io->vall,
+                          io->sq, c->NH, c->NKV, c->HD, c->sliding_window);
+    be->matmul_forward(a->scratch, a->attn_out[l], w->wo, N, QD, c->C);
+    be->residual_forward(a->resid_mid[l], x, a->scratch, N * c->C);
+    be->rmsnorm_forward(a->ln2[l], a->ln2_rstd[l], a->resid_mid[l], w->ffn_norm, N, c->C,
+                        c->rms_eps);
+    be->matmul_forward(a->gate[l], a->ln2[l], w->w_gate, N, c->C, c->FF);
+    be->matmul_forward(a->up[l], a->ln2[l], w->w_up, N, c->C, c->FF);
+    be->swiglu_forward(a->act[l], a->gate[l], a->up[l], N * c->FF);
+    be->matmul_forward(a->scratch, a->act[l], w->w_down, N, c->FF, c->C);
+    be->residual_forward(out, a->resid_mid[l], a->scratch, N * c->C);
+}
+
+static void apply_hook(bipo_model *m, const bipo_hook *hook, size_t l, float *h, size_t N) {
+    if (hook && hook->layer == (int)l && hook->vec)
+        m->be->add_vector_forward(h, hook->vec, hook->mult, hook->mask, N, m->cfg.C);
+}
+
+// Final norm + LM head at the M selected rows of h [N, C] -> a->logits [M, V].
+static void head_forward(bipo_model *m, bipo_acts *a, const float *h, const size_t *rows,
+                         size_t M) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    be->gather_rows(a->scratch, h, rows, M, c->C);
+    be->rmsnorm_forward(a->lnf, a->lnf_rstd, a->scratch, m->norm_f, M, c->C, c->rms_eps);
+    be->matmul_forward(a->logits, a->lnf, m->lm_head, M, c->C, c->V);
+}
+
+void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_hook *hook,
+                  const size_t *rows, size_t M, int stop) {
+    const bipo_config *c = &m->cfg;
+    size_t N = b->off[b->S];
+    bipo_seqs sq = {b->S, b->off, b->off};
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0);
+    int *pos = xmalloc(N * sizeof(int));
+    for (size_t s = 0; s < b->S; s++)
+        for (size_t i = b->off[s]; i < b->off[s + 1]; i++) pos[i] = (int)(i - b->off[s]);
+    m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
+    size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
+    for (size_t l = 0; l < last; l++) {
+        layer_io io = {pos, &sq, a->k[l], a->v[l], a->k[l], a->v[l]};
+        layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
+        apply_hook(m, hook, l, a->resid[l + 1], N);
+    }
+    if (stop < 0 && M > 0) head_forward(m, a, a->resid[c->L], rows, M);
+    free(pos);
+}
+
+// ---- KV-cached generation -----------------------------------------------------------------
+
+void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
+    const bipo_config *c = &m->cfg;
+    size_t KVD = c->NKV * c->HD;
+    kv->cap = cap;
+    kv->n = 0;
+    kv->k = alloc_ptrs(c->L);
+    kv->v = alloc_ptrs(c->L);
+    for (size_t l = 0; l < c->L; l++) {
+        kv->k[l] = m->be->alloc(cap * KVD);
+        kv->v[l] = m->be->alloc(cap * KVD);
+    }
+    bipo_acts_init(&kv->acts, 0);
+}
+
+void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m) {
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        m->be->free(kv->k[l]);
+        m->be->free(kv->v[l]);
+    }
+    free(kv->k);
+    free(kv->v);
+    bipo_acts_free(&kv->acts, m->be);
+    kv->k = kv->v = NULL;
+}
+
+void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, size_t n,
+                         const bipo_hook *hook, float *logits_host) {
+    const bipo_config *c = &m->cfg;
+    CHECK(kv->n + n <= kv->cap, "KV cache full: %zu + %zu tokens > capacity %zu", kv->n, n, kv->cap);
+    size_t KVD = c->NKV * c->HD, total = kv->n + n;
+    size_t q_off[2] = {0, n}, k_off[2] = {0, total};
+    bipo_seqs sq = {1, q_off, k_off};
+    bipo_acts *a = &kv->acts;
+    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1);
+    int *pos = xmalloc(n * sizeof(int));
+    for (size_t i = 0; i < n; i++) pos[i] = (int)(kv->n + i);
+    m->be->embedding_forward(a->resid[0], tokens, m->wte, n, c->C);
+    for (size_t l = 0; l < c->L; l++) {
+        layer_io io = {pos, &sq, kv->k[l] + kv->n * KVD, kv->v[l] + kv->n * KVD, kv->k[l], kv->v[l]};
+        layer_forward(m, a, l, n, a->resid[l], a->resid[l + 1], &io);
+        apply_hook(m, hook, l, a->resid[l + 1], n);
+    }
+    size_t row = n - 1;
+    head_forward(m, a, a->resid[c->L], &row, 1);
+    m->be->download(logits_host, a->logits, c->V);
+    kv->n = total;
+    free(pos);
+}

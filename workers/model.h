@@ -1,0 +1,132 @@
+// workers/model.h — a frozen Llama-family transformer: load (HF safetensors or GGUF), forward
+// over packed variable-length batches with a steering hook, KV cache for generation.
+//
+// Shapes (see kernels/kernels.h for the letters): N tokens in the packed batch, C hidden,
+// NH/NKV heads, HD head dim, FF MLP, V vocab, L layers, QD = NH*HD, KVD = NKV*HD.
+// Hook convention: layer index l is 0-based HF `model.layers[l]`; "the output of layer l" is
+// HF hidden_states[l+1]. Steering adds m*v to that output before layer l+1 reads it.
+#ifndef BIPO_MODEL_H
+#define BIPO_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+enum { BIPO_ARCH_LLAMA = 0, BIPO_ARCH_MISTRAL = 1 };
+
+typedef struct {
+    int arch;
+    char arch_name[64]; // "LlamaForCausalLM", "MistralForCausalLM" (GGUF: from general.architecture)
+    size_t L, C, NH, NKV, HD, FF, V;
+    size_t max_pos;        // max_position_embeddings / context_length
+    float rope_theta;
+    float rms_eps;
+    size_t sliding_window; // 0 = full causal attention
+    int tied;              // lm_head is the token embedding
+    int bos_id, eos_id;    // from the model file when present, else -1
+} bipo_config;
+
+// Per-layer weight pointers into the one parameter buffer (all f32, HF layout).
+typedef struct {
+    float *attn_norm; // [C]
+    float *wq;        // [QD, C]
+    float *wk;        // [KVD, C]
+    float *wv;        // [KVD, C]
+    float *wo;        // [C, QD]
+    float *ffn_norm;  // [C]
+    float *w_gate;    // [FF, C]
+    float *w_up;      // [FF, C]
+    float *w_down;    // [C, FF]
+} bipo_layer_weights;
+
+typedef struct {
+    bipo_config cfg;
+    const bipo_backend *be;
+    char path[4096];
+    int is_gguf;
+    float *params;      // the one weight buffer (backend memory)
+    size_t n_params;    // floats
+    float *wte;         // [V, C]
+    float *norm_f;      // [C]
+    float *lm_head;     // [V, C] (== wte when tied)
+    bipo_layer_weights *layers; // [L]
+    char fingerprint[65]; // sha256 of config + tensor names/shapes/dtypes (provenance)
+    char source_dtype[16]; // dominant dtype of the file's matrices, for reports
+} bipo_model;
+
+// path: an HF directory (config.json + safetensors) or a .gguf file. 0, or -1 + bipo_last_error().
+int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be);
+void bipo_model_free(bipo_model *m);
+// FLOPs of a forward over N tokens that each attend to `ctx` keys on average (for reports).
+double bipo_model_forward_flops(const bipo_config *c, size_t N, double avg_ctx, size_t n_logit_rows);
+
+// ---- forward ------------------------------------------------------------------------------
+// Activations of one forward, kept for the activation-only backward (BiPO). Sized for up to
+// cap_N tokens and cap_att attention floats; grown on demand by bipo_forward.
+typedef struct {
+    size_t cap_N, cap_att, cap_M;
+    size_t L;
+    // per layer l (saved for backward): [L] arrays of backend buffers
+    float **resid;   // [L+1] of [N, C]: resid[l] = input to layer l (resid[0] = embeddings)
+    float **ln1;     // [L] [N, C] attn rmsnorm output
+    float **ln1_rstd; // [L] [N]
+    float **q;       // [L] [N, QD] after RoPE
+    float **k;       // [L] [N, KVD] after RoPE
+    float **v;       // [L] [N, KVD]
+    float **att;     // [L] attention probabilities
+    float **attn_out; // [L] [N, QD] (before o_proj)
+    float **resid_mid; // [L] [N, C] resid after attention block
+    float **ln2;     // [L] [N, C]
+    float **ln2_rstd; // [L] [N]
+    float **gate;    // [L] [N, FF]
+    float **up;      // [L] [N, FF]
+    float **act;     // [L] [N, FF] silu(gate)*up
+    float *final;    // [N, C] output of the last layer (+ hooks) = resid[L]
+    float *lnf;      // [M, C] final norm at the selected rows
+    float *lnf_rstd; // [M]
+    float *logits;   // [M, V]
+    float *scratch;  // [N, max(C, FF)] temporaries
+    int save;        // 1: keep every layer's activations (training); 0: reuse one slot (inference)
+} bipo_acts;
+
+// One packed batch: S sequences, token offsets off[S+1] into tokens[N]; positions restart at 0
+// for every sequence.
+typedef struct {
+    size_t S;
+    const size_t *off; // [S+1] host
+    const int *tokens; // [N] host
+} bipo_batch;
+
+// Steering: h_out(layer) += mult * vec at rows where mask != 0 (mask NULL = all rows).
+typedef struct {
+    int layer;          // -1 = no steering
+    const float *vec;   // [C] backend buffer
+    float mult;
+    const uint8_t *mask; // [N] host or NULL
+} bipo_hook;
+
+void bipo_acts_init(bipo_acts *a, int save);
+void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
+
+// Full-batch forward from the embeddings through all layers (or only up to layer `stop` if
+// stop >= 0, in which case logits are not computed and acts->resid[stop+1] holds hidden_states
+// [stop+1]). Logits only for the M rows listed in rows[] (indices into the packed batch):
+// acts->logits [M, V]. hook may be NULL.
+void bipo_forward(bipo_model *m, bipo_acts *acts, const bipo_batch *b, const bipo_hook *hook,
+                  const size_t *rows, size_t M, int stop);
+
+// ---- generation with a KV cache (one sequence) ----
+typedef struct {
+    size_t cap;  // tokens
+    size_t n;    // tokens cached
+    float **k;   // [L] [cap, KVD]
+    float **v;   // [L] [cap, KVD]
+    bipo_acts acts; // inference scratch
+} bipo_kv_cache;
+void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap);
+void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m);
+// Appends n tokens to the cache and writes the last token's logits to logits_host[V].
+void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, size_t n,
+                         const bipo_hook *hook, float *logits_host);
+
+#endif
