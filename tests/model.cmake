@@ -2,3 +2,7 @@
 bipo_add_test(model SOURCES ${BIPO_TEST_DIR}/test_model.c)
 add_test(NAME model COMMAND test_model)
 set_tests_properties(model PROPERTIES LABELS "unit;model")
+
+bipo_add_test(model_errors SOURCES ${BIPO_TEST_DIR}/test_model_errors.c)
+add_test(NAME model_errors COMMAND test_model_errors)
+set_tests_properties(model_errors PROPERTIES LABELS "unit;model;format")
