@@ -39,7 +39,7 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
         free(a->resid);
         a->resid = NULL;
     }
-    float **single[] = {&a->lnf, &a->lnf_rstd, &a->logits, &a->scratch};
+    float **single[] = {&a->lnf, &a->lnf_rstd, &a->logits, &a->head_in, &a->scratch};
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
         if (*single[i]) {
             be->free(*single[i]);
@@ -82,9 +82,10 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
         a->scratch = be->alloc(capN * big);
     }
     if (M > a->cap_M) {
-        if (a->lnf) be->free(a->lnf), be->free(a->lnf_rstd), be->free(a->logits);
+        if (a->lnf) be->free(a->lnf), be->free(a->lnf_rstd), be->free(a->logits), be->free(a->head_in);
         a->cap_M = M > 1 ? M : 1;
         a->lnf = be->alloc(a->cap_M * c->C);
+        a->head_in = be->alloc(a->cap_M * c->C);
         a->lnf_rstd = be->alloc(a->cap_M);
         a->logits = be->alloc(a->cap_M * c->V);
     }
@@ -135,9 +136,32 @@ static void head_forward(bipo_model *m, bipo_acts *a, const float *h, const size
                          size_t M) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
-    be->gather_rows(a->scratch, h, rows, M, c->C);
-    be->rmsnorm_forward(a->lnf, a->lnf_rstd, a->scratch, m->norm_f, M, c->C, c->rms_eps);
+    be->gather_rows(a->head_in, h, rows, M, c->C);
+    be->rmsnorm_forward(a->lnf, a->lnf_rstd, a->head_in, m->norm_f, M, c->C, c->rms_eps);
     be->matmul_forward(a->logits, a->lnf, m->lm_head, M, c->C, c->V);
+}
+
+int *bipo_batch_positions(const bipo_batch *b) {
+    size_t N = b->off[b->S];
+    int *pos = xmalloc((N ? N : 1) * sizeof(int));
+    for (size_t s = 0; s < b->S; s++)
+        for (size_t i = b->off[s]; i < b->off[s + 1]; i++) pos[i] = (int)(i - b->off[s]);
+    return pos;
+}
+
+// Layers [start, last) on a->resid[start], hooks applied after each; then the head when M > 0.
+static void run_layers(bipo_model *m, bipo_acts *a, const bipo_batch *b, size_t start,
+                       size_t last, const bipo_hook *hook, const size_t *rows, size_t M) {
+    size_t N = b->off[b->S];
+    bipo_seqs sq = {b->S, b->off, b->off};
+    int *pos = bipo_batch_positions(b);
+    for (size_t l = start; l < last; l++) {
+        layer_io io = {pos, &sq, a->k[l], a->v[l], a->k[l], a->v[l]};
+        layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
+        apply_hook(m, hook, l, a->resid[l + 1], N);
+    }
+    if (last == m->cfg.L && M > 0) head_forward(m, a, a->resid[m->cfg.L], rows, M);
+    free(pos);
 }
 
 void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_hook *hook,
@@ -146,18 +170,21 @@ void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_h
     size_t N = b->off[b->S];
     bipo_seqs sq = {b->S, b->off, b->off};
     acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0);
-    int *pos = xmalloc(N * sizeof(int));
-    for (size_t s = 0; s < b->S; s++)
-        for (size_t i = b->off[s]; i < b->off[s + 1]; i++) pos[i] = (int)(i - b->off[s]);
     m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
     size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
-    for (size_t l = 0; l < last; l++) {
-        layer_io io = {pos, &sq, a->k[l], a->v[l], a->k[l], a->v[l]};
-        layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
-        apply_hook(m, hook, l, a->resid[l + 1], N);
-    }
-    if (stop < 0 && M > 0) head_forward(m, a, a->resid[c->L], rows, M);
-    free(pos);
+    run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0);
+}
+
+void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const float *h_in,
+                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M) {
+    const bipo_config *c = &m->cfg;
+    size_t N = b->off[b->S];
+    bipo_seqs sq = {b->S, b->off, b->off};
+    CHECK(start <= c->L, "start layer %zu > %zu layers", start, c->L);
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M);
+    m->be->copy(a->resid[start], h_in, N * c->C);
+    if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
+    run_layers(m, a, b, start, c->L, hook, rows, M);
 }
 
 // ---- KV-cached generation -----------------------------------------------------------------

@@ -82,6 +82,7 @@ typedef struct {
     float **up;      // [L] [N, FF]
     float **act;     // [L] [N, FF] silu(gate)*up
     float *final;    // [N, C] output of the last layer (+ hooks) = resid[L]
+    float *head_in;  // [M, C] the gathered rows of resid[L] the LM head reads
     float *lnf;      // [M, C] final norm at the selected rows
     float *lnf_rstd; // [M]
     float *logits;   // [M, V]
@@ -105,6 +106,9 @@ typedef struct {
     const uint8_t *mask; // [N] host or NULL
 } bipo_hook;
 
+// Positions restart at 0 in every sequence: returns pos [N] (host, caller frees).
+int *bipo_batch_positions(const bipo_batch *b);
+
 void bipo_acts_init(bipo_acts *a, int save);
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
 
@@ -114,6 +118,32 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
 // acts->logits [M, V]. hook may be NULL.
 void bipo_forward(bipo_model *m, bipo_acts *acts, const bipo_batch *b, const bipo_hook *hook,
                   const size_t *rows, size_t M, int stop);
+
+// Runs layers [start, L) on h_in [N, C] (backend) = hidden_states[start] and the LM head at
+// rows[M]. A hook at layer start-1 is applied to h_in's copy (that is where BiPO adds d*v, on
+// top of a cached h_L); hooks at layers >= start act as in bipo_forward. acts->save must be 1
+// for a later bipo_backward.
+void bipo_forward_from(bipo_model *m, bipo_acts *acts, const bipo_batch *b, const float *h_in,
+                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M);
+
+// ---- activation-only backward (no weight gradients, ever) ---------------------------------
+// Gradient buffers, grown on demand.
+typedef struct {
+    size_t cap_N, cap_M;
+    float *dresid;  // [N, C] gradient of the residual stream (in place, layer by layer)
+    float *dln;     // [N, C] into the norms
+    float *dq;      // [N, QD]
+    float *dk, *dv; // [N, KVD]
+    float *dattn;   // [N, QD]
+    float *dgate, *dup, *dact; // [N, FF]
+    float *dhead;   // [M, C]
+} bipo_grads;
+void bipo_grads_free(bipo_grads *g, const bipo_backend *be);
+// Back from dlogits [M, V] (backend; the rows of the last bipo_forward_from) through the LM
+// head, final norm and layers L-1 ... start, in exactly the reverse order of the forward.
+// On return g->dresid [N, C] holds d(objective)/d(hidden_states[start]) (after the hook).
+void bipo_backward(bipo_model *m, bipo_acts *acts, bipo_grads *g, const bipo_batch *b,
+                   size_t start, const float *dlogits, const size_t *rows, size_t M);
 
 // ---- generation with a KV cache (one sequence) ----
 typedef struct {

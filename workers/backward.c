@@ -1,0 +1,86 @@
+// workers/backward.c — the activation-only backward: from d(objective)/d(logits) at the scored
+// rows back to the residual stream at the hook layer. Weights are frozen, so every step is an
+// input gradient (dinp = dout @ W); nothing accumulates into weights. The layer backward calls
+// the ops in exactly the reverse order of layer_forward in forward.c, one line per op.
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "util.h"
+
+void bipo_grads_free(bipo_grads *g, const bipo_backend *be) {
+    float **bufs[] = {&g->dresid, &g->dln, &g->dq, &g->dk, &g->dv, &g->dattn,
+                      &g->dgate, &g->dup, &g->dact, &g->dhead};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (*bufs[i]) {
+            be->free(*bufs[i]);
+            *bufs[i] = NULL;
+        }
+    g->cap_N = g->cap_M = 0;
+}
+
+static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    if (N <= g->cap_N && M <= g->cap_M) return;
+    bipo_grads_free(g, be);
+    size_t capN = N > 16 ? N : 16, capM = M > 1 ? M : 1;
+    size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
+    g->cap_N = capN;
+    g->cap_M = capM;
+    g->dresid = be->alloc(capN * c->C);
+    g->dln = be->alloc(capN * c->C);
+    g->dq = be->alloc(capN * QD);
+    g->dk = be->alloc(capN * KVD);
+    g->dv = be->alloc(capN * KVD);
+    g->dattn = be->alloc(capN * QD);
+    g->dgate = be->alloc(capN * c->FF);
+    g->dup = be->alloc(capN * c->FF);
+    g->dact = be->alloc(capN * c->FF);
+    g->dhead = be->alloc(capM * c->C);
+}
+
+// g->dresid holds d/d(resid[l+1]) on entry and d/d(resid[l]) on return.
+static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l, size_t N,
+                           const int *pos, const bipo_seqs *sq) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    const bipo_layer_weights *w = &m->layers[l];
+    size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
+    // out = resid_mid + act Wd^T: d(resid_mid) = dresid (kept in place), d(act) = dresid Wd
+    be->matmul_backward(g->dact, g->dresid, w->w_down, N, c->FF, c->C, 0);
+    be->swiglu_backward(g->dgate, g->dup, g->dact, a->gate[l], a->up[l], N * c->FF);
+    be->matmul_backward(g->dln, g->dgate, w->w_gate, N, c->C, c->FF, 0);
+    be->matmul_backward(g->dln, g->dup, w->w_up, N, c->C, c->FF, 1);
+    be->rmsnorm_backward(g->dresid, g->dln, a->resid_mid[l], w->ffn_norm, a->ln2_rstd[l], N, c->C);
+    // resid_mid = x + attn_out Wo^T
+    be->matmul_backward(g->dattn, g->dresid, w->wo, N, QD, c->C, 0);
+    be->attention_backward(g->dq, g->dk, g->dv, g->dattn, a->q[l], a->k[l], a->v[l], a->att[l], sq,
+                           c->NH, c->NKV, c->HD);
+    be->rope_backward(g->dq, pos, N, c->NH, c->HD, c->rope_theta);
+    be->rope_backward(g->dk, pos, N, c->NKV, c->HD, c->rope_theta);
+    be->matmul_backward(g->dln, g->dq, w->wq, N, c->C, QD, 0);
+    be->matmul_backward(g->dln, g->dk, w->wk, N, c->C, KVD, 1);
+    be->matmul_backward(g->dln, g->dv, w->wv, N, c->C, KVD, 1);
+    be->rmsnorm_backward(g->dresid, g->dln, a->resid[l], w->attn_norm, a->ln1_rstd[l], N, c->C);
+}
+
+void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch *b, size_t start,
+                   const float *dlogits, const size_t *rows, size_t M) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
+    size_t N = b->off[b->S];
+    grads_ensure(g, m, N, M);
+    // head: logits = rmsnorm(head_in) @ lm_head^T, head_in = resid[L][rows]
+    be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0);
+    be->zero(g->dhead, M * c->C);
+    be->rmsnorm_backward(g->dhead, g->dln, a->head_in, m->norm_f, a->lnf_rstd, M, c->C);
+    be->zero(g->dresid, N * c->C);
+    be->scatter_add_rows(g->dresid, g->dhead, rows, M, c->C);
+    // layers L-1 ... start (hooks add constants: the gradient passes through them unchanged)
+    bipo_seqs sq = {b->S, b->off, b->off};
+    int *pos = bipo_batch_positions(b);
+    for (size_t l = c->L; l-- > start;) layer_backward(m, a, g, l, N, pos, &sq);
+    free(pos);
+}
