@@ -19,7 +19,8 @@ void bipo_acts_init(bipo_acts *a, int save) {
 
 static float **alloc_ptrs(size_t n) { return xcalloc(n, sizeof(float *)); }
 
-// Free every buffer; slots shared across layers (save == 0) are freed once.
+// Free every buffer. Layer slots exist for l >= a->first only; without save, one slot (at
+// index first) is shared by every layer and freed once.
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
     float ***per_layer[] = {&a->ln1, &a->ln1_rstd, &a->q,   &a->k,   &a->v,
                             &a->att, &a->attn_out, &a->resid_mid, &a->ln2,
@@ -27,14 +28,14 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
     for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
         float **arr = *per_layer[i];
         if (!arr) continue;
-        size_t n = a->save ? a->L : 1;
-        for (size_t l = 0; l < n; l++)
+        size_t end = a->save ? a->L : a->first + 1;
+        for (size_t l = a->first; l < end; l++)
             if (arr[l]) be->free(arr[l]);
         free(arr);
         *per_layer[i] = NULL;
     }
     if (a->resid) {
-        for (size_t l = 0; l <= a->L; l++)
+        for (size_t l = a->first; l <= a->L; l++)
             if (a->resid[l]) be->free(a->resid[l]);
         free(a->resid);
         a->resid = NULL;
@@ -48,19 +49,23 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
     a->cap_N = a->cap_att = a->cap_M = 0;
 }
 
-// Make sure the activations hold N tokens, `att` attention floats and M logit rows.
-static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M) {
+// Make sure the activations hold N tokens, `att` attention floats and M logit rows for layers
+// first..L-1 (a forward from a cached hidden state never touches the layers below it, so a
+// BiPO step at layer 15 of 30 keeps activations for 14 layers only).
+static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M,
+                        size_t first) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
-    if (N > a->cap_N || att > a->cap_att || a->L != c->L) {
+    if (N > a->cap_N || att > a->cap_att || a->L != c->L || first < a->first) {
         int save = a->save;
         bipo_acts_free(a, be); // also drops the logit rows: reallocated below
         a->save = save;
         size_t capN = N > 16 ? N : 16, capA = att > 256 ? att : 256;
         a->L = c->L;
+        a->first = first;
         a->cap_N = capN;
         a->cap_att = capA;
-        size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD, nslots = a->save ? c->L : 1;
+        size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
         struct {
             float ***arr;
             size_t n;
@@ -71,12 +76,12 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
                          {&a->up, capN * c->FF},  {&a->act, capN * c->FF}};
         for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
             float **arr = alloc_ptrs(c->L);
-            for (size_t l = 0; l < nslots; l++) arr[l] = be->alloc(per_layer[i].n);
-            for (size_t l = nslots; l < c->L; l++) arr[l] = arr[0]; // inference: one shared slot
+            for (size_t l = first; l < c->L; l++)
+                arr[l] = a->save || l == first ? be->alloc(per_layer[i].n) : arr[first];
             *per_layer[i].arr = arr;
         }
         a->resid = alloc_ptrs(c->L + 1);
-        for (size_t l = 0; l <= c->L; l++) a->resid[l] = be->alloc(capN * c->C);
+        for (size_t l = first; l <= c->L; l++) a->resid[l] = be->alloc(capN * c->C);
         size_t big = c->FF > c->C ? c->FF : c->C;
         if (c->NH * c->HD > big) big = c->NH * c->HD;
         a->scratch = be->alloc(capN * big);
@@ -169,7 +174,7 @@ void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_h
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
     bipo_seqs sq = {b->S, b->off, b->off};
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0);
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0);
     m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
     size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
     run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0);
@@ -181,7 +186,7 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
     size_t N = b->off[b->S];
     bipo_seqs sq = {b->S, b->off, b->off};
     CHECK(start <= c->L, "start layer %zu > %zu layers", start, c->L);
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M);
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start);
     m->be->copy(a->resid[start], h_in, N * c->C);
     if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
     run_layers(m, a, b, start, c->L, hook, rows, M);
@@ -222,7 +227,7 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
     size_t q_off[2] = {0, n}, k_off[2] = {0, total};
     bipo_seqs sq = {1, q_off, k_off};
     bipo_acts *a = &kv->acts;
-    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1);
+    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1, 0);
     int *pos = xmalloc(n * sizeof(int));
     for (size_t i = 0; i < n; i++) pos[i] = (int)(kv->n + i);
     m->be->embedding_forward(a->resid[0], tokens, m->wte, n, c->C);

@@ -66,6 +66,7 @@ double bipo_model_forward_flops(const bipo_config *c, size_t N, double avg_ctx, 
 typedef struct {
     size_t cap_N, cap_att, cap_M;
     size_t L;
+    size_t first;    // layer buffers exist for layers first..L-1 (and resid[first..L])
     // per layer l (saved for backward): [L] arrays of backend buffers
     float **resid;   // [L+1] of [N, C]: resid[l] = input to layer l (resid[0] = embeddings)
     float **ln1;     // [L] [N, C] attn rmsnorm output
