@@ -1,0 +1,380 @@
+// workers/bipo.c — see bipo.h. One step, in order:
+//   pack 2B sequences (target and opposite of B pairs) -> h_in = cached hidden_states[L+1]
+//   forward_from(h_in + d v, layers L+1..N-1, LM head at scored rows) -> log-probs
+//   per-sequence sums -> margins -> loss; dloss/dlp per row -> dlogits -> activation backward
+//   -> dv = d * sum_rows dh -> clip -> AdamW (torch semantics, decoupled weight decay)
+#include "bipo.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void bipo_hparams_defaults(bipo_hparams *hp) {
+    *hp = (bipo_hparams){.beta = 0.1, .lr = 5e-4, .epochs = 20, .schedule_epochs = 0,
+                         .batch_size = 4, .warmup_steps = 100, .first_step_lr_zero = 1,
+                         .schedule = BIPO_SCHED_COSINE, .weight_decay = 0.05, .adam_beta1 = 0.9,
+                         .adam_beta2 = 0.999, .adam_eps = 1e-8, .grad_clip = 1.0, .seed = 42,
+                         .cache_bytes = (size_t)2 << 30, .use_cache = 1};
+}
+
+void bipo_example_free(bipo_example *e) {
+    free(e->tok[0]);
+    free(e->tok[1]);
+    e->tok[0] = e->tok[1] = NULL;
+}
+
+static uint64_t rng_next(uint64_t *s) { // splitmix64: the one generator for order and d
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// ---- packing ---------------------------------------------------------------------------------
+typedef struct {
+    size_t S, N, M;
+    size_t *off;     // [S+1]
+    int *tok;        // [N]
+    size_t *rows;    // [M] scored rows (packed index)
+    int *targets;    // [M]
+    size_t *row_seq; // [M] which sequence a row belongs to
+} packed;
+
+static void packed_free(packed *p) {
+    free(p->off), free(p->tok), free(p->rows), free(p->targets), free(p->row_seq);
+    memset(p, 0, sizeof *p);
+}
+
+// Sequences k of examples ex[idx[i]] for i < B, k in {0,1}: sequence s = 2i + k.
+static void pack(packed *p, bipo_example *ex, const size_t *idx, size_t B) {
+    memset(p, 0, sizeof *p);
+    p->S = 2 * B;
+    p->off = xmalloc((p->S + 1) * sizeof(size_t));
+    p->off[0] = 0;
+    for (size_t i = 0; i < B; i++)
+        for (int k = 0; k < 2; k++) {
+            const bipo_example *e = &ex[idx[i]];
+            size_t s = 2 * i + (size_t)k;
+            p->off[s + 1] = p->off[s] + e->n[k];
+            p->M += e->n[k] - e->p[k];
+        }
+    p->N = p->off[p->S];
+    p->tok = xmalloc(p->N * sizeof(int));
+    p->rows = xmalloc(p->M * sizeof(size_t));
+    p->targets = xmalloc(p->M * sizeof(int));
+    p->row_seq = xmalloc(p->M * sizeof(size_t));
+    size_t r = 0;
+    for (size_t i = 0; i < B; i++)
+        for (int k = 0; k < 2; k++) {
+            const bipo_example *e = &ex[idx[i]];
+            size_t s = 2 * i + (size_t)k, o = p->off[s];
+            memcpy(p->tok + o, e->tok[k], e->n[k] * sizeof(int));
+            for (size_t j = e->p[k]; j < e->n[k]; j++, r++) {
+                p->rows[r] = o + j - 1; // row j-1 predicts token j
+                p->targets[r] = e->tok[k][j];
+                p->row_seq[r] = s;
+            }
+        }
+}
+
+// ---- caches ------------------------------------------------------------------------------------
+
+// Full forward (no vector) of `count` examples starting at ex: per-sequence reference log-probs
+// into ref[i][k], and hidden_states[L+1] into h[i][k] while the budget lasts (when h != NULL).
+static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double (*ref)[2],
+                        float ***h) {
+    bipo_model *m = t->m;
+    const bipo_backend *be = m->be;
+    size_t C = t->C, V = m->cfg.V;
+    bipo_acts a;
+    bipo_acts_init(&a, 0);
+    const size_t chunk = 8; // examples per forward
+    size_t *idx = xmalloc(chunk * sizeof(size_t));
+    for (size_t start = 0; start < count; start += chunk) {
+        size_t B = count - start < chunk ? count - start : chunk;
+        for (size_t i = 0; i < B; i++) idx[i] = start + i;
+        packed p;
+        pack(&p, ex, idx, B);
+        bipo_batch b = {p.S, p.off, p.tok};
+        bipo_forward(m, &a, &b, NULL, p.rows, p.M, -1);
+        float *lp = be->alloc(p.M), *lse = be->alloc(p.M);
+        be->logprob_forward(lp, lse, a.logits, p.targets, p.M, V);
+        float *lph = xmalloc(p.M * sizeof(float));
+        be->download(lph, lp, p.M);
+        for (size_t i = 0; i < B; i++) ref[start + i][0] = ref[start + i][1] = 0;
+        for (size_t r = 0; r < p.M; r++) ref[start + p.row_seq[r] / 2][p.row_seq[r] % 2] += lph[r];
+        free(lph);
+        be->free(lp);
+        be->free(lse);
+        if (h && t->hp.use_cache)
+            for (size_t s = 0; s < p.S; s++) {
+                size_t n = p.off[s + 1] - p.off[s], bytes = n * C * sizeof(float);
+                float *dst = NULL;
+                if (t->cache_used + bytes <= t->hp.cache_bytes) {
+                    dst = xmalloc(bytes);
+                    be->download(dst, a.resid[t->layer + 1] + p.off[s] * C, n * C);
+                    t->cache_used += bytes;
+                } else {
+                    t->cache_misses++;
+                }
+                h[start + s / 2][s % 2] = dst;
+            }
+        packed_free(&p);
+    }
+    free(idx);
+    bipo_acts_free(&a, be);
+}
+
+static float ***alloc_hcache(size_t n) {
+    float ***h = xcalloc(n ? n : 1, sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = xcalloc(2, sizeof(float *));
+    return h;
+}
+static void free_hcache(float ***h, size_t n) {
+    if (!h) return;
+    for (size_t i = 0; i < n; i++) {
+        free(h[i][0]);
+        free(h[i][1]);
+        free(h[i]);
+    }
+    free(h);
+}
+
+int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_hparams *hp,
+                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test) {
+    memset(t, 0, sizeof *t);
+    if (layer >= m->cfg.L) {
+        bipo_set_error("layer %zu is out of range: the model has %zu layers (0..%zu)", layer,
+                       m->cfg.L, m->cfg.L - 1);
+        return -1;
+    }
+    if (n_train == 0) {
+        bipo_set_error("no training pairs");
+        return -1;
+    }
+    for (size_t i = 0; i < n_train + n_test; i++) {
+        const bipo_example *e = i < n_train ? &train[i] : &test[i - n_train];
+        for (int k = 0; k < 2; k++)
+            CHECK(e->p[k] >= 1 && e->p[k] < e->n[k], "example %zu: bad prompt/response split", i);
+    }
+    t->m = m;
+    t->layer = layer;
+    t->hp = *hp;
+    if (t->hp.schedule_epochs == 0) t->hp.schedule_epochs = t->hp.epochs;
+    t->train = train;
+    t->test = test;
+    t->n_train = n_train;
+    t->n_test = n_test;
+    t->C = m->cfg.C;
+    t->steps_per_epoch = (n_train + hp->batch_size - 1) / hp->batch_size;
+    t->total_steps = t->steps_per_epoch * t->hp.schedule_epochs;
+    t->v = xcalloc(t->C, sizeof(float)); // zero init, as the reference
+    t->adam_m = xcalloc(t->C, sizeof(float));
+    t->adam_v = xcalloc(t->C, sizeof(float));
+    t->rng = hp->seed;
+    t->order = xmalloc(n_train * sizeof(size_t));
+    t->h_train = alloc_hcache(n_train);
+    t->h_test = alloc_hcache(n_test);
+    t->ref_train = xcalloc(n_train, sizeof *t->ref_train);
+    t->ref_test = xcalloc(n_test ? n_test : 1, sizeof *t->ref_test);
+    build_cache(t, train, n_train, t->ref_train, t->h_train);
+    if (n_test) build_cache(t, test, n_test, t->ref_test, t->h_test);
+    bipo_acts_init(&t->acts, 1);
+    const bipo_backend *be = m->be;
+    t->vb = be->alloc(t->C);
+    t->dvb = be->alloc(t->C);
+    return 0;
+}
+
+void bipo_trainer_free(bipo_trainer *t) {
+    if (!t->m) return;
+    const bipo_backend *be = t->m->be;
+    free_hcache(t->h_train, t->n_train);
+    free_hcache(t->h_test, t->n_test);
+    free(t->ref_train), free(t->ref_test), free(t->v), free(t->adam_m), free(t->adam_v);
+    free(t->order);
+    bipo_acts_free(&t->acts, be);
+    bipo_grads_free(&t->grads, be);
+    float *bufs[] = {t->vb, t->dvb, t->hbuf, t->lp, t->lse, t->dlogits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(bufs[i]);
+    memset(t, 0, sizeof *t);
+}
+
+// h_in for a packed batch: cached hidden states, recomputed (layers 0..L) where not cached.
+static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, float ***h,
+                        const size_t *idx) {
+    const bipo_backend *be = t->m->be;
+    size_t C = t->C;
+    if (p->N > t->hbuf_cap) {
+        if (t->hbuf) be->free(t->hbuf);
+        t->hbuf_cap = p->N;
+        t->hbuf = be->alloc(p->N * C);
+    }
+    bipo_acts lo;
+    int have_lo = 0;
+    for (size_t s = 0; s < p->S; s++) {
+        size_t i = idx[s / 2], k = s % 2, n = p->off[s + 1] - p->off[s];
+        if (h[i][k]) {
+            be->upload(t->hbuf + p->off[s] * C, h[i][k], n * C);
+            continue;
+        }
+        if (!have_lo) bipo_acts_init(&lo, 0), have_lo = 1;
+        size_t off[2] = {0, n};
+        bipo_batch b = {1, off, ex[i].tok[k]};
+        bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer);
+        be->copy(t->hbuf + p->off[s] * C, lo.resid[t->layer + 1], n * C);
+    }
+    if (have_lo) bipo_acts_free(&lo, be);
+}
+
+// Loss of pairs ex[idx[0..B)] at vector v (host) and direction d; grad (host [C]) when non-NULL.
+static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*ref)[2],
+                        const size_t *idx, size_t B, int d, const float *v, float *grad) {
+    bipo_model *m = t->m;
+    const bipo_backend *be = m->be;
+    size_t C = t->C, V = m->cfg.V;
+    packed p;
+    pack(&p, ex, idx, B);
+    fill_hidden(t, &p, ex, h, idx);
+    if (p.M > t->row_cap) {
+        if (t->lp) be->free(t->lp), be->free(t->lse), be->free(t->dlogits);
+        t->row_cap = p.M;
+        t->lp = be->alloc(p.M);
+        t->lse = be->alloc(p.M);
+        t->dlogits = be->alloc(p.M * V);
+    }
+    be->upload(t->vb, v, C);
+    bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
+    bipo_batch b = {p.S, p.off, p.tok};
+    bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M);
+    be->logprob_forward(t->lp, t->lse, t->acts.logits, p.targets, p.M, V);
+    float *lph = xmalloc(p.M * sizeof(float));
+    be->download(lph, t->lp, p.M);
+    double *lps = xcalloc(p.S, sizeof(double)), *dseq = xcalloc(p.S, sizeof(double));
+    for (size_t r = 0; r < p.M; r++) lps[p.row_seq[r]] += lph[r];
+    double loss = 0;
+    for (size_t i = 0; i < B; i++) {
+        const double *rf = ref[idx[i]];
+        double margin = t->hp.beta * d * ((lps[2 * i] - rf[0]) - (lps[2 * i + 1] - rf[1]));
+        // softplus(-x) computed stably; its derivative is -sigmoid(-x)
+        loss += margin > 0 ? log1p(exp(-margin)) : -margin + log1p(exp(margin));
+        double sig = 1.0 / (1.0 + exp(margin)); // sigmoid(-margin)
+        dseq[2 * i] = -sig * t->hp.beta * d / (double)B;
+        dseq[2 * i + 1] = sig * t->hp.beta * d / (double)B;
+    }
+    loss /= (double)B;
+    t->last_tokens = p.N;
+    if (grad) {
+        float *dlp = xmalloc(p.M * sizeof(float));
+        for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
+        be->logprob_backward(t->dlogits, dlp, t->acts.logits, t->lse, p.targets, p.M, V);
+        bipo_backward(m, &t->acts, &t->grads, &b, t->layer + 1, t->dlogits, p.rows, p.M);
+        be->zero(t->dvb, C);
+        be->add_vector_backward(t->dvb, t->grads.dresid, (float)d, NULL, p.N, C);
+        be->download(grad, t->dvb, C);
+        free(dlp);
+    }
+    free(lph), free(lps), free(dseq);
+    packed_free(&p);
+    return loss;
+}
+
+double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
+                      float *grad) {
+    return loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, d, v, grad);
+}
+
+double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {
+    bipo_example *ex = test_set ? t->test : t->train;
+    size_t n = test_set ? t->n_test : t->n_train;
+    if (n == 0) return NAN;
+    float ***h = test_set ? t->h_test : t->h_train;
+    double (*ref)[2] = test_set ? t->ref_test : t->ref_train;
+    size_t B = t->hp.batch_size, *idx = xmalloc(B * sizeof(size_t));
+    double sum = 0;
+    for (size_t s = 0; s < n; s += B) {
+        size_t nb = n - s < B ? n - s : B;
+        for (size_t i = 0; i < nb; i++) idx[i] = s + i;
+        sum += loss_grad(t, ex, h, ref, idx, nb, d, t->v, NULL) * (double)nb;
+    }
+    free(idx);
+    return sum / (double)n;
+}
+
+void bipo_trainer_begin_epoch(bipo_trainer *t) {
+    for (size_t i = 0; i < t->n_train; i++) t->order[i] = i;
+    for (size_t i = t->n_train; i > 1; i--) { // Fisher-Yates
+        size_t j = (size_t)(rng_next(&t->rng) % i);
+        size_t tmp = t->order[i - 1];
+        t->order[i - 1] = t->order[j];
+        t->order[j] = tmp;
+    }
+    t->pos = 0;
+}
+
+// HF get_{cosine,linear,constant}_schedule_with_warmup: step 0 gets lr * 0 / warmup.
+static double lr_at(const bipo_hparams *hp, uint64_t step, size_t total) {
+    double s = (double)step + (hp->first_step_lr_zero ? 0.0 : 1.0);
+    if (s < (double)hp->warmup_steps) return hp->lr * s / (double)hp->warmup_steps;
+    if (hp->schedule == BIPO_SCHED_CONSTANT) return hp->lr;
+    double span = total > hp->warmup_steps ? (double)(total - hp->warmup_steps) : 1.0;
+    double progress = (s - (double)hp->warmup_steps) / span;
+    if (hp->schedule == BIPO_SCHED_LINEAR) return hp->lr * fmax(0.0, 1.0 - progress);
+    return hp->lr * fmax(0.0, 0.5 * (1.0 + cos(M_PI * progress)));
+}
+
+double bipo_trainer_step(bipo_trainer *t) {
+    if (t->pos == 0) bipo_trainer_begin_epoch(t);
+    size_t B = t->n_train - t->pos < t->hp.batch_size ? t->n_train - t->pos : t->hp.batch_size;
+    int d = (rng_next(&t->rng) >> 63) ? 1 : -1;
+    size_t C = t->C;
+    float *g = xmalloc(C * sizeof(float));
+    double loss = bipo_loss_grad(t, t->order + t->pos, B, d, t->v, g);
+    double norm = 0;
+    for (size_t i = 0; i < C; i++) norm += (double)g[i] * g[i];
+    norm = sqrt(norm);
+    if (t->hp.grad_clip > 0 && norm > t->hp.grad_clip) { // torch clip_grad_norm_
+        float scale = (float)(t->hp.grad_clip / (norm + 1e-6));
+        for (size_t i = 0; i < C; i++) g[i] *= scale;
+    }
+    // AdamW exactly as torch.optim.AdamW (single-tensor path)
+    double lr = lr_at(&t->hp, t->step, t->total_steps);
+    double b1 = t->hp.adam_beta1, b2 = t->hp.adam_beta2;
+    uint64_t k = t->step + 1;
+    double bc1 = 1.0 - pow(b1, (double)k), bc2 = 1.0 - pow(b2, (double)k);
+    float decay = (float)(1.0 - lr * t->hp.weight_decay);
+    float step_size = (float)(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)t->hp.adam_eps;
+    for (size_t i = 0; i < C; i++) {
+        t->v[i] *= decay;
+        t->adam_m[i] = (float)b1 * t->adam_m[i] + (float)(1 - b1) * g[i];
+        t->adam_v[i] = (float)b2 * t->adam_v[i] + (float)(1 - b2) * g[i] * g[i];
+        float denom = sqrtf(t->adam_v[i]) / bc2s + eps;
+        t->v[i] -= step_size * t->adam_m[i] / denom;
+    }
+    free(g);
+    t->step++;
+    t->pos += B;
+    if (t->pos >= t->n_train) {
+        t->pos = 0;
+        t->epoch++;
+    }
+    t->last_loss = loss;
+    t->last_lr = lr;
+    t->last_grad_norm = norm;
+    t->last_d = d;
+    return loss;
+}
+
+int bipo_trainer_epoch_done(const bipo_trainer *t) { return t->pos == 0 && t->step > 0; }
+
+double bipo_trainer_step_flops(const bipo_trainer *t, size_t tokens, size_t scored_rows) {
+    const bipo_config *c = &t->m->cfg;
+    bipo_config upper = *c;
+    upper.L = c->L - t->layer - 1; // layers above the hook
+    // forward + activation-only backward ~ 2x the forward (one input-gradient GEMM per GEMM;
+    // attention backward ~2x its forward is a small share at these lengths)
+    return 2.0 * bipo_model_forward_flops(&upper, tokens, 64.0, scored_rows);
+}

@@ -1,0 +1,98 @@
+// workers/bipo.h — BiPO training of one steering vector for one (model, behavior, layer).
+//
+// For a pair (prompt q, target rT, opposite rO) and a direction d in {-1,+1} drawn per step:
+//   lp(r, v)  = sum over response tokens (+ appended EOS) of log p(r_t | q, r_<t ; h_L += v)
+//   ref(r)    = lp(r, 0)                                     (cached once)
+//   margin    = beta * d * [(lp(rT, d v) - ref(rT)) - (lp(rO, d v) - ref(rO))]
+//   loss      = mean over the batch of softplus(-margin) = -log sigmoid(margin)
+// Only v is trained (AdamW). h_L (layer L's output before v) of every sequence is cached, so a
+// step runs only layers L+1..N-1 forward and back (activation-only backward), and the LM head
+// only at scored rows. Workers know nothing of YAML or HDF5: the pipeline fills bipo_hparams
+// and stores what bipo_trainer produces.
+#ifndef BIPO_BIPO_H
+#define BIPO_BIPO_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef enum { BIPO_SCHED_COSINE = 0, BIPO_SCHED_LINEAR = 1, BIPO_SCHED_CONSTANT = 2 } bipo_schedule;
+
+typedef struct {
+    double beta;           // 0.1
+    double lr;             // 5e-4
+    size_t epochs;         // epochs actually run
+    size_t schedule_epochs; // length of the LR schedule in epochs (0 = epochs)
+    size_t batch_size;     // 4 pairs
+    size_t warmup_steps;   // 100
+    int first_step_lr_zero; // 1: step 0 uses lr * 0/warmup (HF get_*_schedule_with_warmup)
+    bipo_schedule schedule;
+    double weight_decay;   // 0.05 (decoupled, torch AdamW)
+    double adam_beta1, adam_beta2, adam_eps; // 0.9, 0.999, 1e-8
+    double grad_clip;      // 1.0 (global norm; 0 = off)
+    uint64_t seed;         // data order and d
+    size_t cache_bytes;    // budget for cached h_L (host memory); past it h_L is recomputed
+    int use_cache;         // 0: recompute h_L every step (for tests: must give the same numbers)
+} bipo_hparams;
+void bipo_hparams_defaults(bipo_hparams *hp);
+
+// One tokenized pair. Sequences are prompt + response + EOS; rows p-1 .. n-2 are scored
+// (they predict tokens p .. n-1).
+typedef struct {
+    int *tok[2];     // [0] target, [1] opposite
+    size_t n[2];     // lengths
+    size_t p[2];     // first response token index (prompt length) in each
+    size_t truncated; // prompt tokens dropped from the left to fit max_length
+} bipo_example;
+void bipo_example_free(bipo_example *e);
+
+typedef struct {
+    bipo_model *m;
+    size_t layer;       // hook layer L: v is added to the output of model.layers[L]
+    bipo_hparams hp;
+    bipo_example *train, *test;
+    size_t n_train, n_test;
+    size_t C;
+    // caches (host): h[i][k] = hidden_states[L+1] of example i sequence k, [n, C], or NULL
+    float ***h_train, ***h_test;
+    double (*ref_train)[2], (*ref_test)[2];
+    size_t cache_used;  // bytes
+    size_t cache_misses; // sequences whose h_L did not fit the budget
+    // optimizer state (host, [C]) — a checkpoint is exactly these plus the counters below
+    float *v, *adam_m, *adam_v;
+    uint64_t step;      // optimizer steps taken
+    uint64_t rng;       // state of the d / shuffle generator
+    size_t epoch;       // epochs completed
+    size_t *order;      // [n_train] this epoch's data order
+    size_t pos;         // next index into order
+    size_t steps_per_epoch, total_steps;
+    // per-step telemetry
+    double last_loss, last_lr, last_grad_norm;
+    int last_d;
+    size_t last_tokens; // tokens processed by the last step (forward rows above L)
+    // backend work buffers
+    bipo_acts acts;
+    bipo_grads grads;
+    float *vb, *dvb, *hbuf, *lp, *lse, *dlogits;
+    size_t hbuf_cap, row_cap;
+} bipo_trainer;
+
+// Builds the caches (one full forward per sequence: ref log-probs and h_L). 0 or -1 + error.
+int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_hparams *hp,
+                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test);
+void bipo_trainer_free(bipo_trainer *t);
+// Starts epoch t->epoch: draws the data order. Called by bipo_trainer_step when needed.
+void bipo_trainer_begin_epoch(bipo_trainer *t);
+// One optimizer step on the next batch; returns the batch loss. Sets last_* telemetry.
+double bipo_trainer_step(bipo_trainer *t);
+// Returns 1 when the step just taken finished an epoch.
+int bipo_trainer_epoch_done(const bipo_trainer *t);
+// Mean loss over a set with a fixed direction d (held-out evaluation; v unchanged).
+double bipo_trainer_eval(bipo_trainer *t, int test_set, int d);
+// The loss and dloss/dv of a given batch at a given v and d (for gradient tests).
+double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
+                      float *grad);
+// FLOPs of one step (forward + activation backward of layers L+1..N-1 and the head).
+double bipo_trainer_step_flops(const bipo_trainer *t, size_t tokens, size_t scored_rows);
+
+#endif
