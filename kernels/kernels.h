@@ -118,6 +118,11 @@ const bipo_backend *bipo_backend_cpu(void);
 // Threads the CPU backend uses (OpenMP and OpenBLAS together); 0 = all cores.
 void bipo_backend_cpu_set_threads(int n);
 int bipo_backend_cpu_threads(void);
+// Call first thing in main() (before MPI_Init): when OpenBLAS fell back to a generic SSE kernel
+// on a CPU it does not know, re-executes the program once with OPENBLAS_CORETYPE set to the
+// best kernel the CPU supports (see kernels/cpu/blas_tune.c). Returns when nothing to do.
+void bipo_blas_tune(char **argv);
+const char *bipo_blas_corename(void); // the OpenBLAS kernel in use, for reports
 // The CUDA backend, or NULL when not compiled in or no usable GPU is present.
 const bipo_backend *bipo_backend_cuda(void);
 // "auto" picks CUDA when available, else CPU; "cpu" / "cuda" force one (NULL if unavailable).

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h" // defines: cmd_generate, cmd_logprobs, cmd_tokenize
+#include "kernels.h"  // defines: bipo_blas_tune
 
 typedef struct {
     const char *name;
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    bipo_blas_tune(argv); // may re-exec once with a faster OpenBLAS kernel
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

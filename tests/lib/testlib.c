@@ -1,6 +1,16 @@
 // tests/lib/testlib.c — see testlib.h.
 #include "testlib.h"
 
+#include "kernels.h" // defines: bipo_blas_tune
+
+// Tests run the same OpenBLAS kernel as the program (see kernels/cpu/blas_tune.c), so the
+// kernel chosen for this CPU is the one the numeric tests validate. glibc passes argv to
+// ELF constructors.
+__attribute__((constructor)) static void tl_blas_tune(int argc, char **argv, char **envp) {
+    (void)argc, (void)envp;
+    bipo_blas_tune(argv);
+}
+
 int tl_pass = 0, tl_fail = 0;
 static unsigned long long tl_state = 0x9E3779B97F4A7C15ull;
 
