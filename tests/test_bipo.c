@@ -2,7 +2,8 @@
 //  * dloss/dv of the full BiPO loss vs central finite differences (8 directions x both d),
 //    relative error <= 1e-3 (Richardson-extrapolated differences; see test_backward.c for why
 //    the denominator is floored at 5% of |grad|)
-//  * cached h_L and recomputed h_L give the same loss and gradient (<= 1e-5 relative)
+//  * cached h_L + shared-prompt layout and recomputed h_L + plain layout give the same loss
+//    and gradient (<= 1e-5 relative)
 //  * same seed -> bit-identical vector after several epochs; different seed -> different
 //  * training on a learnable task lowers the loss and both held-out margins (d=+1 and d=-1)
 //  * the loss at v = 0 is exactly log 2 (margin 0), and lr schedule endpoints
@@ -75,6 +76,7 @@ int main(void) {
     EXPECT(bipo_trainer_init(&t, &m, layer, &hp, tr, NTR, te, NTE) == 0, "init: %s", bipo_last_error());
     bipo_hparams hpu = hp;
     hpu.use_cache = 0;
+    hpu.shared_prompt = 0; // the uncached twin also runs the plain layout: both shortcuts checked
     EXPECT(bipo_trainer_init(&tu, &m, layer, &hpu, tr, NTR, te, NTE) == 0, "init uncached");
     EXPECT(t.cache_used > 0 && tu.cache_used == 0, "cache used %zu / %zu", t.cache_used, tu.cache_used);
     size_t idx[4] = {3, 17, 8, 11};

@@ -9,20 +9,20 @@
 #include "util.h"
 
 void bipo_grads_free(bipo_grads *g, const bipo_backend *be) {
-    float **bufs[] = {&g->dresid, &g->dln, &g->dq, &g->dk, &g->dv, &g->dattn,
-                      &g->dgate, &g->dup, &g->dact, &g->dhead};
+    float **bufs[] = {&g->dresid, &g->dln, &g->dq,   &g->dk,   &g->dv,  &g->dattn,
+                      &g->dgate,  &g->dup, &g->dact, &g->dhead, &g->dkg, &g->dvg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) {
             be->free(*bufs[i]);
             *bufs[i] = NULL;
         }
-    g->cap_N = g->cap_M = 0;
+    g->cap_N = g->cap_M = g->cap_K = 0;
 }
 
-static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M) {
+static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M, size_t K) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
-    if (N <= g->cap_N && M <= g->cap_M) return;
+    if (N <= g->cap_N && M <= g->cap_M && K <= g->cap_K) return;
     bipo_grads_free(g, be);
     size_t capN = N > 16 ? N : 16, capM = M > 1 ? M : 1;
     size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
@@ -38,11 +38,16 @@ static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M)
     g->dup = be->alloc(capN * c->FF);
     g->dact = be->alloc(capN * c->FF);
     g->dhead = be->alloc(capM * c->C);
+    if (K > 0) {
+        g->cap_K = K;
+        g->dkg = be->alloc(K * KVD);
+        g->dvg = be->alloc(K * KVD);
+    }
 }
 
 // g->dresid holds d/d(resid[l+1]) on entry and d/d(resid[l]) on return.
 static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l, size_t N,
-                           const int *pos, const bipo_seqs *sq) {
+                           const int *pos, const bipo_seqs *sq, const bipo_batch *b) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
     const bipo_layer_weights *w = &m->layers[l];
@@ -55,8 +60,18 @@ static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l,
     be->rmsnorm_backward(g->dresid, g->dln, a->resid_mid[l], w->ffn_norm, a->ln2_rstd[l], N, c->C);
     // resid_mid = x + attn_out Wo^T
     be->matmul_backward(g->dattn, g->dresid, w->wo, N, QD, c->C, 0);
-    be->attention_backward(g->dq, g->dk, g->dv, g->dattn, a->q[l], a->k[l], a->v[l], a->att[l], sq,
-                           c->NH, c->NKV, c->HD);
+    if (b->kv_rows) { // shared-prefix layout: attention saw gathered rows; scatter them back
+        size_t NK = b->ak_off[b->AS];
+        be->attention_backward(g->dq, g->dkg, g->dvg, g->dattn, a->q[l], a->kg[l], a->vg[l],
+                               a->att[l], sq, c->NH, c->NKV, c->HD);
+        be->zero(g->dk, N * KVD);
+        be->zero(g->dv, N * KVD);
+        be->scatter_add_rows(g->dk, g->dkg, b->kv_rows, NK, KVD);
+        be->scatter_add_rows(g->dv, g->dvg, b->kv_rows, NK, KVD);
+    } else {
+        be->attention_backward(g->dq, g->dk, g->dv, g->dattn, a->q[l], a->k[l], a->v[l],
+                               a->att[l], sq, c->NH, c->NKV, c->HD);
+    }
     be->rope_backward(g->dq, pos, N, c->NH, c->HD, c->rope_theta);
     be->rope_backward(g->dk, pos, N, c->NKV, c->HD, c->rope_theta);
     be->matmul_backward(g->dln, g->dq, w->wq, N, c->C, QD, 0);
@@ -71,7 +86,7 @@ void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch 
     const bipo_config *c = &m->cfg;
     CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
     size_t N = b->off[b->S];
-    grads_ensure(g, m, N, M);
+    grads_ensure(g, m, N, M, b->kv_rows ? b->ak_off[b->AS] : 0);
     // head: logits = rmsnorm(head_in) @ lm_head^T, head_in = resid[L][rows]
     be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0);
     be->zero(g->dhead, M * c->C);
@@ -79,8 +94,8 @@ void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch 
     be->zero(g->dresid, N * c->C);
     be->scatter_add_rows(g->dresid, g->dhead, rows, M, c->C);
     // layers L-1 ... start (hooks add constants: the gradient passes through them unchanged)
-    bipo_seqs sq = {b->S, b->off, b->off};
+    bipo_seqs sq = bipo_batch_seqs(b);
     int *pos = bipo_batch_positions(b);
-    for (size_t l = c->L; l-- > start;) layer_backward(m, a, g, l, N, pos, &sq);
+    for (size_t l = c->L; l-- > start;) layer_backward(m, a, g, l, N, pos, &sq, b);
     free(pos);
 }

@@ -16,7 +16,7 @@ void bipo_hparams_defaults(bipo_hparams *hp) {
                          .batch_size = 4, .warmup_steps = 100, .first_step_lr_zero = 1,
                          .schedule = BIPO_SCHED_COSINE, .weight_decay = 0.05, .adam_beta1 = 0.9,
                          .adam_beta2 = 0.999, .adam_eps = 1e-8, .grad_clip = 1.0, .seed = 42,
-                         .cache_bytes = (size_t)2 << 30, .use_cache = 1};
+                         .cache_bytes = (size_t)2 << 30, .use_cache = 1, .shared_prompt = 1};
 }
 
 void bipo_example_free(bipo_example *e) {
@@ -33,50 +33,104 @@ static uint64_t rng_next(uint64_t *s) { // splitmix64: the one generator for ord
 }
 
 // ---- packing ---------------------------------------------------------------------------------
+// B pairs become one block each. Plain layout: [target | opposite] as two sequences. Shared
+// layout: [shared prefix | target suffix | opposite suffix] with two attention sequences, the
+// opposite's reading the prefix rows and its own suffix (see bipo_batch in model.h).
 typedef struct {
     size_t S, N, M;
-    size_t *off;     // [S+1]
+    size_t *off;     // [S+1] sequence (plain) or block (shared) offsets
     int *tok;        // [N]
-    size_t *rows;    // [M] scored rows (packed index)
+    size_t *rows;    // [M] scored rows (packed index); a shared last-prompt row may repeat
     int *targets;    // [M]
-    size_t *row_seq; // [M] which sequence a row belongs to
+    size_t *row_seq; // [M] which sequence (2 * pair + k) a row scores
+    size_t *src_row; // [N] shared: row's token index in its source sequence
+    uint8_t *src_k;  // [N] shared: source sequence k (0 target, 1 opposite suffix)
+    size_t *shared;  // [B] shared prefix length per pair (0 in the plain layout)
+    int *pos;        // [N] shared
+    size_t AS, *aq_off, *ak_off, *kv_rows; // shared
 } packed;
 
 static void packed_free(packed *p) {
     free(p->off), free(p->tok), free(p->rows), free(p->targets), free(p->row_seq);
+    free(p->src_row), free(p->src_k), free(p->shared), free(p->pos), free(p->aq_off);
+    free(p->ak_off), free(p->kv_rows);
     memset(p, 0, sizeof *p);
 }
 
-// Sequences k of examples ex[idx[i]] for i < B, k in {0,1}: sequence s = 2i + k.
-static void pack(packed *p, bipo_example *ex, const size_t *idx, size_t B) {
+static size_t common_prefix(const bipo_example *e) {
+    size_t lim = e->p[0] < e->p[1] ? e->p[0] : e->p[1], P = 0;
+    while (P < lim && e->tok[0][P] == e->tok[1][P]) P++;
+    return P;
+}
+
+// Row holding token j of sequence k of a block starting at `base` (shared prefix P).
+static size_t row_of(const bipo_example *e, size_t base, size_t P, int k, size_t j) {
+    if (k == 0 || j < P) return base + j;
+    return base + e->n[0] + (j - P);
+}
+
+static void pack(packed *p, bipo_example *ex, const size_t *idx, size_t B, int share) {
     memset(p, 0, sizeof *p);
-    p->S = 2 * B;
+    p->shared = xcalloc(B, sizeof(size_t));
+    for (size_t i = 0; i < B; i++) {
+        const bipo_example *e = &ex[idx[i]];
+        p->shared[i] = share ? common_prefix(e) : 0;
+        p->N += e->n[0] + e->n[1] - p->shared[i];
+        p->M += (e->n[0] - e->p[0]) + (e->n[1] - e->p[1]);
+    }
+    p->S = share ? B : 2 * B;
     p->off = xmalloc((p->S + 1) * sizeof(size_t));
-    p->off[0] = 0;
-    for (size_t i = 0; i < B; i++)
-        for (int k = 0; k < 2; k++) {
-            const bipo_example *e = &ex[idx[i]];
-            size_t s = 2 * i + (size_t)k;
-            p->off[s + 1] = p->off[s] + e->n[k];
-            p->M += e->n[k] - e->p[k];
-        }
-    p->N = p->off[p->S];
     p->tok = xmalloc(p->N * sizeof(int));
     p->rows = xmalloc(p->M * sizeof(size_t));
     p->targets = xmalloc(p->M * sizeof(int));
     p->row_seq = xmalloc(p->M * sizeof(size_t));
-    size_t r = 0;
-    for (size_t i = 0; i < B; i++)
-        for (int k = 0; k < 2; k++) {
-            const bipo_example *e = &ex[idx[i]];
-            size_t s = 2 * i + (size_t)k, o = p->off[s];
-            memcpy(p->tok + o, e->tok[k], e->n[k] * sizeof(int));
-            for (size_t j = e->p[k]; j < e->n[k]; j++, r++) {
-                p->rows[r] = o + j - 1; // row j-1 predicts token j
-                p->targets[r] = e->tok[k][j];
-                p->row_seq[r] = s;
+    p->src_row = xmalloc(p->N * sizeof(size_t));
+    p->src_k = xmalloc(p->N);
+    if (share) {
+        p->AS = 2 * B;
+        p->pos = xmalloc(p->N * sizeof(int));
+        p->aq_off = xmalloc((p->AS + 1) * sizeof(size_t));
+        p->ak_off = xmalloc((p->AS + 1) * sizeof(size_t));
+        p->kv_rows = xmalloc(2 * p->N * sizeof(size_t));
+        p->aq_off[0] = p->ak_off[0] = 0;
+    }
+    size_t base = 0, r = 0, nk = 0;
+    p->off[0] = 0;
+    for (size_t i = 0; i < B; i++) {
+        const bipo_example *e = &ex[idx[i]];
+        size_t P = p->shared[i];
+        for (int k = 0; k < 2; k++) // rows of this block, in order
+            for (size_t j = (k == 1 ? P : 0); j < e->n[k]; j++) {
+                size_t row = row_of(e, base, P, k, j);
+                p->tok[row] = e->tok[k][j];
+                p->src_row[row] = j;
+                p->src_k[row] = (uint8_t)k;
+                if (share) p->pos[row] = (int)j;
             }
+        for (int k = 0; k < 2; k++)
+            for (size_t j = e->p[k]; j < e->n[k]; j++, r++) {
+                p->rows[r] = row_of(e, base, P, k, j - 1); // row j-1 predicts token j
+                p->targets[r] = e->tok[k][j];
+                p->row_seq[r] = 2 * i + (size_t)k;
+            }
+        if (share) {
+            for (int k = 0; k < 2; k++) {
+                size_t a = 2 * i + (size_t)k;
+                for (size_t j = 0; j < e->n[k]; j++) p->kv_rows[nk++] = row_of(e, base, P, k, j);
+                p->ak_off[a + 1] = nk;
+                p->aq_off[a + 1] = k == 0 ? base + e->n[0] : base + e->n[0] + e->n[1] - P;
+            }
+            base += e->n[0] + e->n[1] - P;
+            p->off[i + 1] = base;
+        } else {
+            p->off[2 * i + 1] = base + e->n[0];
+            p->off[2 * i + 2] = base += e->n[0] + e->n[1];
         }
+    }
+}
+
+static bipo_batch packed_batch(const packed *p) {
+    return (bipo_batch){p->S, p->off, p->tok, p->pos, p->AS, p->aq_off, p->ak_off, p->kv_rows};
 }
 
 // ---- caches ------------------------------------------------------------------------------------
@@ -96,8 +150,8 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
         size_t B = count - start < chunk ? count - start : chunk;
         for (size_t i = 0; i < B; i++) idx[i] = start + i;
         packed p;
-        pack(&p, ex, idx, B);
-        bipo_batch b = {p.S, p.off, p.tok};
+        pack(&p, ex, idx, B, 0);
+        bipo_batch b = packed_batch(&p);
         bipo_forward(m, &a, &b, NULL, p.rows, p.M, -1);
         float *lp = be->alloc(p.M), *lse = be->alloc(p.M);
         be->logprob_forward(lp, lse, a.logits, p.targets, p.M, V);
@@ -203,9 +257,10 @@ void bipo_trainer_free(bipo_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
-// h_in for a packed batch: cached hidden states, recomputed (layers 0..L) where not cached.
+// h_in for a packed batch: every row's cached hidden_states[L+1] (by source sequence and
+// token index), recomputed (layers 0..L) for sequences that are not cached.
 static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, float ***h,
-                        const size_t *idx) {
+                        const size_t *idx, size_t B) {
     const bipo_backend *be = t->m->be;
     size_t C = t->C;
     if (p->N > t->hbuf_cap) {
@@ -215,18 +270,27 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
     }
     bipo_acts lo;
     int have_lo = 0;
-    for (size_t s = 0; s < p->S; s++) {
-        size_t i = idx[s / 2], k = s % 2, n = p->off[s + 1] - p->off[s];
-        if (h[i][k]) {
-            be->upload(t->hbuf + p->off[s] * C, h[i][k], n * C);
-            continue;
+    float *tmp = NULL;
+    for (size_t i = 0; i < B; i++)
+        for (int k = 0; k < 2; k++) {
+            const bipo_example *e = &ex[idx[i]];
+            const float *src = h[idx[i]][k];
+            if (!src) { // not cached: layers 0..L for this sequence
+                if (!have_lo) bipo_acts_init(&lo, 0), have_lo = 1;
+                size_t off[2] = {0, e->n[k]};
+                bipo_batch b = {1, off, e->tok[k]};
+                bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer);
+                tmp = xrealloc(tmp, e->n[k] * C * sizeof(float));
+                be->download(tmp, lo.resid[t->layer + 1], e->n[k] * C);
+                src = tmp;
+            }
+            // the rows of this sequence are contiguous in token order: [first, first + count)
+            size_t P = p->shared[i], j0 = k == 1 ? P : 0, count = e->n[k] - j0;
+            size_t base = p->kv_rows ? p->off[i] : p->off[2 * i];
+            size_t first = row_of(e, base, P, k, j0);
+            be->upload(t->hbuf + first * C, src + j0 * C, count * C);
         }
-        if (!have_lo) bipo_acts_init(&lo, 0), have_lo = 1;
-        size_t off[2] = {0, n};
-        bipo_batch b = {1, off, ex[i].tok[k]};
-        bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer);
-        be->copy(t->hbuf + p->off[s] * C, lo.resid[t->layer + 1], n * C);
-    }
+    free(tmp);
     if (have_lo) bipo_acts_free(&lo, be);
 }
 
@@ -237,8 +301,8 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
     const bipo_backend *be = m->be;
     size_t C = t->C, V = m->cfg.V;
     packed p;
-    pack(&p, ex, idx, B);
-    fill_hidden(t, &p, ex, h, idx);
+    pack(&p, ex, idx, B, t->hp.shared_prompt);
+    fill_hidden(t, &p, ex, h, idx, B);
     if (p.M > t->row_cap) {
         if (t->lp) be->free(t->lp), be->free(t->lse), be->free(t->dlogits);
         t->row_cap = p.M;
@@ -248,12 +312,12 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
     }
     be->upload(t->vb, v, C);
     bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
-    bipo_batch b = {p.S, p.off, p.tok};
+    bipo_batch b = packed_batch(&p);
     bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M);
     be->logprob_forward(t->lp, t->lse, t->acts.logits, p.targets, p.M, V);
     float *lph = xmalloc(p.M * sizeof(float));
     be->download(lph, t->lp, p.M);
-    double *lps = xcalloc(p.S, sizeof(double)), *dseq = xcalloc(p.S, sizeof(double));
+    double *lps = xcalloc(2 * B, sizeof(double)), *dseq = xcalloc(2 * B, sizeof(double));
     for (size_t r = 0; r < p.M; r++) lps[p.row_seq[r]] += lph[r];
     double loss = 0;
     for (size_t i = 0; i < B; i++) {

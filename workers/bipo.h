@@ -33,6 +33,7 @@ typedef struct {
     uint64_t seed;         // data order and d
     size_t cache_bytes;    // budget for cached h_L (host memory); past it h_L is recomputed
     int use_cache;         // 0: recompute h_L every step (for tests: must give the same numbers)
+    int shared_prompt;     // 1: the prompt shared by target and opposite runs once per step
 } bipo_hparams;
 void bipo_hparams_defaults(bipo_hparams *hp);
 

@@ -24,7 +24,7 @@ static float **alloc_ptrs(size_t n) { return xcalloc(n, sizeof(float *)); }
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
     float ***per_layer[] = {&a->ln1, &a->ln1_rstd, &a->q,   &a->k,   &a->v,
                             &a->att, &a->attn_out, &a->resid_mid, &a->ln2,
-                            &a->ln2_rstd, &a->gate, &a->up, &a->act};
+                            &a->ln2_rstd, &a->gate, &a->up, &a->act, &a->kg, &a->vg};
     for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
         float **arr = *per_layer[i];
         if (!arr) continue;
@@ -46,17 +46,17 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
             be->free(*single[i]);
             *single[i] = NULL;
         }
-    a->cap_N = a->cap_att = a->cap_M = 0;
+    a->cap_N = a->cap_att = a->cap_M = a->cap_K = 0;
 }
 
 // Make sure the activations hold N tokens, `att` attention floats and M logit rows for layers
 // first..L-1 (a forward from a cached hidden state never touches the layers below it, so a
 // BiPO step at layer 15 of 30 keeps activations for 14 layers only).
 static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M,
-                        size_t first) {
+                        size_t first, size_t K) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
-    if (N > a->cap_N || att > a->cap_att || a->L != c->L || first < a->first) {
+    if (N > a->cap_N || att > a->cap_att || a->L != c->L || first < a->first || K > a->cap_K) {
         int save = a->save;
         bipo_acts_free(a, be); // also drops the logit rows: reallocated below
         a->save = save;
@@ -79,6 +79,16 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
             for (size_t l = first; l < c->L; l++)
                 arr[l] = a->save || l == first ? be->alloc(per_layer[i].n) : arr[first];
             *per_layer[i].arr = arr;
+        }
+        if (K > 0) { // gathered k/v rows of the shared-prefix layout
+            size_t capK = K > 16 ? K : 16;
+            a->cap_K = capK;
+            a->kg = alloc_ptrs(c->L);
+            a->vg = alloc_ptrs(c->L);
+            for (size_t l = first; l < c->L; l++) {
+                a->kg[l] = a->save || l == first ? be->alloc(capK * KVD) : a->kg[first];
+                a->vg[l] = a->save || l == first ? be->alloc(capK * KVD) : a->vg[first];
+            }
         }
         a->resid = alloc_ptrs(c->L + 1);
         for (size_t l = first; l <= c->L; l++) a->resid[l] = be->alloc(capN * c->C);
@@ -104,6 +114,9 @@ typedef struct {
     const bipo_seqs *sq; // attention layout
     float *kdst, *vdst; // where this call's k/v rows go
     const float *kall, *vall; // keys/values attention reads
+    const size_t *kv_rows;    // shared-prefix layout: rows gathered into kg/vg, else NULL
+    size_t NK;
+    float *kg, *vg;
 } layer_io;
 
 static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const float *x,
@@ -118,7 +131,13 @@ static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const
     be->matmul_forward(io->vdst, a->ln1[l], w->wv, N, c->C, KVD);
     be->rope_forward(a->q[l], io->pos, N, c->NH, c->HD, c->rope_theta);
     be->rope_forward(io->kdst, io->pos, N, c->NKV, c->HD, c->rope_theta);
-    be->attention_forward(a->attn_out[l], a->save ? a->att[l] : NULL, a->q[l], io->kall, io->vall,
+    const float *kall = io->kall, *vall = io->vall;
+    if (io->kv_rows) {
+        be->gather_rows(io->kg, io->kdst, io->kv_rows, io->NK, KVD);
+        be->gather_rows(io->vg, io->vdst, io->kv_rows, io->NK, KVD);
+        kall = io->kg, vall = io->vg;
+    }
+    be->attention_forward(a->attn_out[l], a->save ? a->att[l] : NULL, a->q[l], kall, vall,
                           io->sq, c->NH, c->NKV, c->HD, c->sliding_window);
     be->matmul_forward(a->scratch, a->attn_out[l], w->wo, N, QD, c->C);
     be->residual_forward(a->resid_mid[l], x, a->scratch, N * c->C);
@@ -149,19 +168,31 @@ static void head_forward(bipo_model *m, bipo_acts *a, const float *h, const size
 int *bipo_batch_positions(const bipo_batch *b) {
     size_t N = b->off[b->S];
     int *pos = xmalloc((N ? N : 1) * sizeof(int));
+    if (b->pos) {
+        memcpy(pos, b->pos, N * sizeof(int));
+        return pos;
+    }
     for (size_t s = 0; s < b->S; s++)
         for (size_t i = b->off[s]; i < b->off[s + 1]; i++) pos[i] = (int)(i - b->off[s]);
     return pos;
 }
 
 // Layers [start, last) on a->resid[start], hooks applied after each; then the head when M > 0.
+bipo_seqs bipo_batch_seqs(const bipo_batch *b) {
+    if (b->kv_rows) return (bipo_seqs){b->AS, b->aq_off, b->ak_off};
+    return (bipo_seqs){b->S, b->off, b->off};
+}
+
+static size_t batch_nk(const bipo_batch *b) { return b->kv_rows ? b->ak_off[b->AS] : 0; }
+
 static void run_layers(bipo_model *m, bipo_acts *a, const bipo_batch *b, size_t start,
                        size_t last, const bipo_hook *hook, const size_t *rows, size_t M) {
     size_t N = b->off[b->S];
-    bipo_seqs sq = {b->S, b->off, b->off};
+    bipo_seqs sq = bipo_batch_seqs(b);
     int *pos = bipo_batch_positions(b);
     for (size_t l = start; l < last; l++) {
-        layer_io io = {pos, &sq, a->k[l], a->v[l], a->k[l], a->v[l]};
+        layer_io io = {pos,      &sq, a->k[l], a->v[l], a->k[l], a->v[l], b->kv_rows, batch_nk(b),
+                       a->kg ? a->kg[l] : NULL, a->vg ? a->vg[l] : NULL};
         layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
         apply_hook(m, hook, l, a->resid[l + 1], N);
     }
@@ -173,8 +204,8 @@ void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_h
                   const size_t *rows, size_t M, int stop) {
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
-    bipo_seqs sq = {b->S, b->off, b->off};
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0);
+    bipo_seqs sq = bipo_batch_seqs(b);
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0, batch_nk(b));
     m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
     size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
     run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0);
@@ -184,9 +215,9 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
                        size_t start, const bipo_hook *hook, const size_t *rows, size_t M) {
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
-    bipo_seqs sq = {b->S, b->off, b->off};
+    bipo_seqs sq = bipo_batch_seqs(b);
     CHECK(start <= c->L, "start layer %zu > %zu layers", start, c->L);
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start);
+    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start, batch_nk(b));
     m->be->copy(a->resid[start], h_in, N * c->C);
     if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
     run_layers(m, a, b, start, c->L, hook, rows, M);
@@ -227,12 +258,13 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
     size_t q_off[2] = {0, n}, k_off[2] = {0, total};
     bipo_seqs sq = {1, q_off, k_off};
     bipo_acts *a = &kv->acts;
-    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1, 0);
+    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1, 0, 0);
     int *pos = xmalloc(n * sizeof(int));
     for (size_t i = 0; i < n; i++) pos[i] = (int)(kv->n + i);
     m->be->embedding_forward(a->resid[0], tokens, m->wte, n, c->C);
     for (size_t l = 0; l < c->L; l++) {
-        layer_io io = {pos, &sq, kv->k[l] + kv->n * KVD, kv->v[l] + kv->n * KVD, kv->k[l], kv->v[l]};
+        layer_io io = {pos,      &sq, kv->k[l] + kv->n * KVD, kv->v[l] + kv->n * KVD,
+                       kv->k[l], kv->v[l], NULL, 0, NULL, NULL};
         layer_forward(m, a, l, n, a->resid[l], a->resid[l + 1], &io);
         apply_hook(m, hook, l, a->resid[l + 1], n);
     }

@@ -64,7 +64,7 @@ double bipo_model_forward_flops(const bipo_config *c, size_t N, double avg_ctx, 
 // Activations of one forward, kept for the activation-only backward (BiPO). Sized for up to
 // cap_N tokens and cap_att attention floats; grown on demand by bipo_forward.
 typedef struct {
-    size_t cap_N, cap_att, cap_M;
+    size_t cap_N, cap_att, cap_M, cap_K;
     size_t L;
     size_t first;    // layer buffers exist for layers first..L-1 (and resid[first..L])
     // per layer l (saved for backward): [L] arrays of backend buffers
@@ -74,6 +74,8 @@ typedef struct {
     float **q;       // [L] [N, QD] after RoPE
     float **k;       // [L] [N, KVD] after RoPE
     float **v;       // [L] [N, KVD]
+    float **kg, **vg; // [L] [NK, KVD] k/v rows gathered per attention sequence (shared-prefix
+                      // layout only; else NULL)
     float **att;     // [L] attention probabilities
     float **attn_out; // [L] [N, QD] (before o_proj)
     float **resid_mid; // [L] [N, C] resid after attention block
@@ -93,10 +95,23 @@ typedef struct {
 
 // One packed batch: S sequences, token offsets off[S+1] into tokens[N]; positions restart at 0
 // for every sequence.
+//
+// Optional shared-prefix layout (kv_rows != NULL): rows are then not independent sequences.
+// Attention sequence a has query rows [aq_off[a], aq_off[a+1]) and attends to the key rows
+// kv_rows[ak_off[a] .. ak_off[a+1]) in that order, its queries being the last ones of those
+// keys; pos[N] gives every row's position. BiPO uses it to store the prompt shared by target
+// and opposite once: [prompt | target suffix | opposite suffix], the opposite's attention
+// reading the prompt rows and its own suffix (exact under causal attention: the prompt's
+// states do not depend on what follows it).
 typedef struct {
     size_t S;
     const size_t *off; // [S+1] host
     const int *tokens; // [N] host
+    const int *pos;           // [N] or NULL (restart at 0 per sequence)
+    size_t AS;                // attention sequences (shared-prefix layout)
+    const size_t *aq_off;     // [AS+1]
+    const size_t *ak_off;     // [AS+1] offsets into kv_rows
+    const size_t *kv_rows;    // [ak_off[AS]] or NULL
 } bipo_batch;
 
 // Steering: h_out(layer) += mult * vec at rows where mask != 0 (mask NULL = all rows).
@@ -107,8 +122,10 @@ typedef struct {
     const uint8_t *mask; // [N] host or NULL
 } bipo_hook;
 
-// Positions restart at 0 in every sequence: returns pos [N] (host, caller frees).
+// Row positions (b->pos, or restarting at 0 in every sequence): pos [N] (host, caller frees).
 int *bipo_batch_positions(const bipo_batch *b);
+// The attention layout of a batch (plain sequences or the shared-prefix layout).
+bipo_seqs bipo_batch_seqs(const bipo_batch *b);
 
 void bipo_acts_init(bipo_acts *a, int save);
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
@@ -135,6 +152,8 @@ typedef struct {
     float *dln;     // [N, C] into the norms
     float *dq;      // [N, QD]
     float *dk, *dv; // [N, KVD]
+    float *dkg, *dvg; // [NK, KVD] (shared-prefix layout)
+    size_t cap_K;
     float *dattn;   // [N, QD]
     float *dgate, *dup, *dact; // [N, FF]
     float *dhead;   // [M, C]

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf.h" // defines: gguf_file (for bipo_tensor_dir_from_gguf)
+
 // ggml type ids (the numbers GGUF stores); safetensors dtypes map onto the same ids.
 enum {
     BIPO_DT_F32 = 0, BIPO_DT_F16 = 1, BIPO_DT_Q4_0 = 2, BIPO_DT_Q4_1 = 3, BIPO_DT_Q5_0 = 6,
@@ -48,7 +50,12 @@ typedef struct {
 // HF: a directory with model.safetensors or model.safetensors.index.json (+ shards).
 int bipo_safetensors_open_dir(bipo_tensor_dir *d, const char *dir);
 // A single .safetensors file (used by the directory loader and by LoRA adapters later).
+// Appends the file's tensors to d (zero d with memset before the first call); on failure d
+// is left as it was.
 int bipo_safetensors_open_file(bipo_tensor_dir *d, const char *path);
+// A GGUF's tensors as a directory (shape reversed into HF order, file = the GGUF's path). The
+// directory points into g's mapping and does not own it: keep g open while d is used.
+int bipo_tensor_dir_from_gguf(bipo_tensor_dir *d, const gguf_file *g);
 void bipo_tensor_dir_free(bipo_tensor_dir *d);
 const bipo_tensor_info *bipo_tensor_dir_find(const bipo_tensor_dir *d, const char *name);
 
