@@ -18,6 +18,7 @@ __attribute__((target("avx2,fma"))) static float run_avx2(long iters) {
     __m256 acc[CHAINS], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
     for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps((float)i);
     for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
     float s = 0, out[8];
     for (int i = 0; i < CHAINS; i++) {
@@ -31,6 +32,7 @@ __attribute__((target("avx512f"))) static float run_avx512(long iters) {
     __m512 acc[CHAINS], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
     for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
     for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
     float s = 0;
     for (int i = 0; i < CHAINS; i++) s += _mm512_reduce_add_ps(acc[i]);
