@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "chat.h"  // defines: bipo_chat_template, bipo_tokenizer
+#include "model.h" // defines: bipo_model, bipo_acts, bipo_grads
 
 typedef enum { BIPO_SCHED_COSINE = 0, BIPO_SCHED_LINEAR = 1, BIPO_SCHED_CONSTANT = 2 } bipo_schedule;
 
@@ -46,6 +47,14 @@ typedef struct {
     size_t truncated; // prompt tokens dropped from the left to fit max_length
 } bipo_example;
 void bipo_example_free(bipo_example *e);
+
+// Tokenizes n pairs with the chat template (workers/bipo_data.c). Sequences longer than
+// max_length (0 = no limit) lose prompt tokens from the left (after BOS); *n_truncated counts
+// the sequences that were cut. 0, or -1 + bipo_set_error.
+int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl, const char *system,
+                        const char *const *question, const char *const *matching,
+                        const char *const *not_matching, size_t n, size_t max_length,
+                        bipo_example **out, size_t *n_truncated);
 
 typedef struct {
     bipo_model *m;
