@@ -23,6 +23,7 @@
 #define GGUF_HEADER_BYTES 24      // magic, version, n_tensors, n_kv
 #define GGUF_MIN_KV_BYTES 13      // u64 key len + u32 type + 1-byte value
 #define GGUF_MIN_TENSOR_BYTES 32  // u64 name len + u32 n_dims + u64 ne + u32 type + u64 offset
+#define GGUF_SMALL_COUNT 1024     // counts up to this are allocated without the size pre-check
 #define TRUNC_HINT "the file is truncated or corrupt; re-download it"
 
 typedef struct {
@@ -107,8 +108,9 @@ static void scalar_widen(uint32_t t, const uint8_t *p, int64_t *i, uint64_t *u, 
     case GGUF_T_FLOAT64: memcpy(&fv, p, 8); break;
     }
     if (t == GGUF_T_FLOAT32 || t == GGUF_T_FLOAT64) {
-        iv = (int64_t)fv;
-        uv = fv > 0 ? (uint64_t)fv : 0;
+        int in_range = fv > -9.2e18 && fv < 9.2e18; // NaN and huge values: no UB cast
+        iv = in_range ? (int64_t)fv : 0;
+        uv = in_range && fv > 0 ? (uint64_t)fv : 0;
     } else if (vtype_is_signed(t)) {
         uv = (uint64_t)iv;
         fv = (double)iv;
@@ -171,11 +173,9 @@ static int read_kv(cursor *c, gguf_kv *kv, uint64_t idx) {
     }
     size_t es = vtype_size(et);
     if (n > left / es) { // guards count*elemsize overflow too
-        bipo_set_error("%s: %s: array of %llu %s elements (%llu bytes) runs past the end of "
-                       "the file (%zu bytes left) — %s", c->path, c->field,
-                       (unsigned long long)n, vtype_name(et),
-                       (unsigned long long)(n <= UINT64_MAX / es ? n * es : UINT64_MAX), left,
-                       TRUNC_HINT);
+        bipo_set_error("%s: %s: array of %llu %s elements runs past the end of the file (%zu "
+                       "bytes left) — %s", c->path, c->field, (unsigned long long)n,
+                       vtype_name(et), left, TRUNC_HINT);
         return -1;
     }
     kv->arr = c->base + c->pos;
@@ -303,19 +303,23 @@ static int parse(gguf_file *g) {
     rd_u64(&c, &g->n_tensors, "n_tensors");
     rd_u64(&c, &g->n_kv, "n_kv");
     size_t body = g->size - GGUF_HEADER_BYTES;
-    if (g->n_kv > body / GGUF_MIN_KV_BYTES) {
+    // Counts that cannot fit are refused before allocating; small ones are left to the reader,
+    // whose message then names the record where the file was cut.
+    if (g->n_kv > body / GGUF_MIN_KV_BYTES && g->n_kv > GGUF_SMALL_COUNT) {
         bipo_set_error("%s: n_kv: %llu key-value pairs cannot fit in a %zu-byte file — the "
-                       "header is corrupt", g->path, (unsigned long long)g->n_kv, g->size);
-        return -1;
-    }
-    if (g->n_tensors > body / GGUF_MIN_TENSOR_BYTES) {
-        bipo_set_error("%s: n_tensors: %llu tensors cannot fit in a %zu-byte file — the header "
-                       "is corrupt", g->path, (unsigned long long)g->n_tensors, g->size);
+                       "file is truncated or the header is corrupt", g->path,
+                       (unsigned long long)g->n_kv, g->size);
         return -1;
     }
     g->kv = xcalloc(g->n_kv ? g->n_kv : 1, sizeof(gguf_kv));
     for (uint64_t i = 0; i < g->n_kv; i++)
         if (read_kv(&c, &g->kv[i], i)) return -1;
+    if (g->n_tensors > (g->size - c.pos) / GGUF_MIN_TENSOR_BYTES && g->n_tensors > GGUF_SMALL_COUNT) {
+        bipo_set_error("%s: n_tensors: %llu tensors cannot fit in the %zu bytes after the "
+                       "metadata — the file is truncated or the header is corrupt", g->path,
+                       (unsigned long long)g->n_tensors, g->size - c.pos);
+        return -1;
+    }
 
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     const gguf_kv *al = gguf_find(g, "general.alignment");
@@ -349,7 +353,7 @@ bad_magic:;
 int gguf_open(gguf_file *g, const char *path) {
     memset(g, 0, sizeof *g);
     g->path = xstrdup(path);
-    g->map = bipo_mmap_file(path, &g->size);
+    g->map = bipo_format_map(path, &g->size);
     if (!g->map) { // bipo_mmap_file names the path; add the field and a hint
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", bipo_last_error());
@@ -374,7 +378,7 @@ void gguf_close(gguf_file *g) {
         for (uint64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->kv);
     free(g->tensors);
-    bipo_munmap(g->map, g->size);
+    bipo_format_unmap(g->map, g->size);
     free(g->path);
     memset(g, 0, sizeof *g);
 }

@@ -166,12 +166,12 @@ static int parse_header(const char *path, const uint8_t *map, size_t size, bipo_
 
 int bipo_safetensors_open_file(bipo_tensor_dir *d, const char *path) {
     size_t size;
-    void *map = bipo_mmap_file(path, &size);
+    void *map = bipo_format_map(path, &size);
     if (!map) return -1;
     bipo_tensor_info *t;
     size_t n;
     if (parse_header(path, map, size, &t, &n)) {
-        bipo_munmap(map, size);
+        bipo_format_unmap(map, size);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -180,7 +180,7 @@ int bipo_safetensors_open_file(bipo_tensor_dir *d, const char *path) {
             bipo_set_error("%s: tensor '%s': also defined in %s — duplicate tensor", path,
                            t[i].name, prev->file);
             info_free(t, n);
-            bipo_munmap(map, size);
+            bipo_format_unmap(map, size);
             return -1;
         }
     }
@@ -291,7 +291,7 @@ void bipo_tensor_dir_free(bipo_tensor_dir *d) {
     for (size_t i = 0; i < d->n; i++) free(d->t[i].name);
     free(d->t);
     for (size_t k = 0; k < d->n_maps; k++) {
-        bipo_munmap(d->maps[k], d->map_sizes[k]);
+        bipo_format_unmap(d->maps[k], d->map_sizes[k]);
         free(d->files[k]);
     }
     free(d->maps);

@@ -24,6 +24,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -322,4 +323,26 @@ size_t bipo_quantize(void *out, const float *in, uint32_t dt, size_t n) {
     size_t bb = bipo_dtype_block_bytes(dt), nb = n / QK;
     for (size_t i = 0; i < nb; i++) quant_block(dst + i * bb, in + i * QK, dt);
     return nb * bb;
+}
+
+// ---- file mapping for the readers -----------------------------------------------------------
+void *bipo_format_map(const char *path, size_t *size) {
+    void *m = bipo_mmap_file(path, size);
+#if defined(__SANITIZE_ADDRESS__)
+    if (m) { // heap copy: ASan sees every byte past the end, which it cannot on an mmap
+        void *h = xmalloc(*size);
+        memcpy(h, m, *size);
+        bipo_munmap(m, *size);
+        m = h;
+    }
+#endif
+    return m;
+}
+void bipo_format_unmap(void *p, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+    (void)size;
+    free(p);
+#else
+    bipo_munmap(p, size);
+#endif
 }

@@ -24,6 +24,12 @@ int bipo_dequantize(float *out, const void *data, uint32_t dt, size_t n);
 // *_ref quantizers). Returns bytes written, 0 for a type without a quantizer.
 size_t bipo_quantize(void *out, const float *in, uint32_t dt, size_t n);
 
+// Read-only mapping of a model file for the format readers: mmap, or under AddressSanitizer
+// (__SANITIZE_ADDRESS__) an exact-size heap copy, so any read past the end of a damaged file
+// is caught by the ASan test build. NULL + bipo error on failure.
+void *bipo_format_map(const char *path, size_t *size);
+void bipo_format_unmap(void *p, size_t size);
+
 // One tensor of a model file, with its shape in HF order (outermost first: a linear weight is
 // {OC, IC}; for GGUF the ggml ne[] is reversed).
 typedef struct {
