@@ -6,6 +6,8 @@ set_tests_properties(model PROPERTIES LABELS "unit;model")
 bipo_add_test(model_errors SOURCES ${BIPO_TEST_DIR}/test_model_errors.c)
 add_test(NAME model_errors COMMAND test_model_errors)
 set_tests_properties(model_errors PROPERTIES LABELS "unit;model;format")
+bipo_add_asan_test(model_errors ${BIPO_TEST_DIR}/test_model_errors.c)
+set_tests_properties(model_errors_asan PROPERTIES LABELS "model;format")
 
 bipo_add_test(backward SOURCES ${BIPO_TEST_DIR}/test_backward.c)
 add_test(NAME backward COMMAND test_backward)

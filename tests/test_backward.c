@@ -152,7 +152,7 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
 int main(void) {
     char tmp[] = "/tmp/bipo-test-backward-XXXXXX", dir[300];
     if (!mkdtemp(tmp)) return 1;
-    bipo_backend_cpu_set_threads(2);
+    bipo_backend_cpu_set_threads(0); // OMP_NUM_THREADS (CTest runs tests in parallel with 1 each)
     tl_seed(5);
     tm_spec llama = {.L = 3, .C = 48, .NH = 6, .NKV = 2, .HD = 8, .FF = 72, .V = 97,
                      .rope_theta = 10000.f, .eps = 1e-5f, .tied = 1, .seed = 21, .max_pos = 64};

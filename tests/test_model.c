@@ -336,7 +336,7 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    bipo_backend_cpu_set_threads(2);
+    bipo_backend_cpu_set_threads(0); // OMP_NUM_THREADS (CTest runs tests in parallel with 1 each)
     tl_seed(7);
     tm_spec llama = {.mistral = 0, .L = 3, .C = 96, .NH = 4, .NKV = 4, .HD = 12, .FF = 160,
                      .V = 300, .rope_theta = 10000.f, .eps = 1e-5f, .window = 0, .tied = 0,
