@@ -1,0 +1,102 @@
+// pipeline/config.h — the run's YAML config (libyaml), validated with precise errors.
+//
+// Every user mistake is one bipo_set_error() sentence
+//     file:line:column: key.path: problem (hint)
+// with 1-based line/column of the offending node. Paths inside the config (model path, data,
+// test_data, output) are relative to the config file's folder; a leading `~/` and `${VAR}`
+// are expanded first. Schema (see configs/quickstart.yaml for a commented example):
+//
+//   model: {path, id, template, system_prompt, layers}   or  models: [ {...}, ... ]
+//   behavior: {name, data, test_data, test_fraction, format, fields, max_pairs}
+//                                                        or  behaviors: [ {...}, ... ]
+//   layer: 15  |  layers: [10, 12, 15]  |  layers: "10-15"  |  layers: "10-20:2"
+//              (list items may also be range strings; may be omitted when every model
+//               has its own `layers`)
+//   train: {beta, lr, epochs, batch_size, warmup_steps, first_step_lr_zero, schedule,
+//           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
+//           seed, max_length, log_every, shared_prompt}
+//   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (kept as text)
+#ifndef BIPO_CONFIG_H
+#define BIPO_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bipo.h"    // defines: bipo_hparams, bipo_schedule (the worker-side hyperparameters)
+#include "dataset.h" // defines: bipo_data_format, bipo_fields
+
+typedef struct {
+    size_t line, column; // 1-based position of a node in the config text
+} bipo_mark;
+
+typedef struct {
+    size_t *v;        // layer indices, in config order, no duplicates
+    bipo_mark *mark;  // where each came from (a range string: the string's mark)
+    size_t n;
+    char key[64];     // key path it was read from ("layers", "models[1].layers"), for messages
+} bipo_layer_list;
+
+typedef struct {
+    char *path;           // resolved model file or directory
+    char *id;             // default: basename of path without its last extension
+    char *template_name;  // auto|llama2|mistral|vicuna|chatml|none (default auto)
+    char *system_prompt;  // NULL = not set (template default); "" = explicitly empty
+    bipo_layer_list layers; // per-model override; n == 0 when not set
+    bipo_mark mark;
+} bipo_model_cfg;
+
+typedef struct {
+    char *name;
+    char *data;             // resolved train data path
+    char *test_data;        // resolved, or NULL: split `data` by test_fraction
+    double test_fraction;   // 0.1, in [0, 1)
+    bipo_data_format format; // BIPO_FMT_AUTO by default
+    bipo_fields fields;     // owned strings; NULL members = the format's defaults
+    size_t max_pairs;       // 0 = all
+    bipo_mark mark;
+} bipo_behavior_cfg;
+
+typedef struct {
+    // beta, lr, epochs, schedule_epochs (0 = epochs), batch_size, warmup_steps,
+    // first_step_lr_zero, schedule, weight_decay, adam_beta1/2 (adam_betas), adam_eps,
+    // grad_clip (0 = off), seed, shared_prompt: exactly the worker's bipo_hparams, so the
+    // pipeline hands &train.hp to the trainer. hp.cache_bytes = cache.memory_mb MiB.
+    bipo_hparams hp;
+    size_t *save_epochs;   // each in 1..epochs, ascending; after loading, default {epochs}
+    size_t n_save_epochs;
+    size_t max_length;     // 512 tokens per sequence (prompt truncated from the left)
+    size_t log_every;      // 1
+} bipo_train_cfg;
+
+typedef struct {
+    char *path;            // the config file (as given)
+    char *text;            // the whole config text (provenance)
+    char config_hash[65];  // sha256 of text
+    bipo_model_cfg *models;
+    size_t n_models;
+    bipo_behavior_cfg *behaviors;
+    size_t n_behaviors;
+    bipo_layer_list layers; // global layers (n == 0 when every model has its own)
+    bipo_train_cfg train;
+    size_t cache_bytes;    // activation cache budget per rank (cache.memory_mb, default 2048)
+    char *output;          // resolved output path, NULL when not set (the CLI decides)
+    size_t ranks_per_job;  // 0 = auto
+    char *eval_text;       // the `eval:` mapping's source text, NULL when absent (not validated)
+} bipo_config_file;
+
+// Defaults listed in the schema (train.hp from bipo_hparams_defaults; save_epochs empty,
+// meaning {epochs}; max_length 512; log_every 1).
+void bipo_train_cfg_defaults(bipo_train_cfg *t);
+
+// 0, or -1 + bipo_set_error (c is left zeroed). Free with bipo_config_free either way.
+int bipo_config_load(bipo_config_file *c, const char *path);
+// Same from a string; virtual_path names the file in messages and anchors relative paths.
+int bipo_config_parse_string(bipo_config_file *c, const char *text, const char *virtual_path);
+void bipo_config_free(bipo_config_file *c);
+
+// The layers that apply to model i: its own `layers` if set, else the global ones.
+const bipo_layer_list *bipo_config_model_layers(const bipo_config_file *c, size_t model_index);
+// Checks every layer of model i against the model's layer count once it is known: 0, or -1 +
+// "file:line:column: layers: layer 31 is out of range for <id> (30 layers: 0..29)".
+int bipo_config_check_layers(const bipo_config_file *c, size_t model_index, size_t n_layers);
+
+#endif
