@@ -6,4 +6,7 @@
 int cmd_generate(int argc, char **argv); // pipeline/cmd_generate.c
 int cmd_logprobs(int argc, char **argv); // pipeline/cmd_generate.c
 int cmd_tokenize(int argc, char **argv); // pipeline/cmd_tokenize.c
+int cmd_train(int argc, char **argv);    // pipeline/cmd_train.c
+int cmd_inspect(int argc, char **argv);  // pipeline/cmd_inspect.c
+int cmd_export(int argc, char **argv);   // pipeline/cmd_export.c
 #endif

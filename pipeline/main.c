@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h" // defines: cmd_generate, cmd_logprobs, cmd_tokenize
+#include "commands.h" // defines: cmd_train, cmd_generate, cmd_logprobs, cmd_tokenize, ...
 #include "kernels.h"  // defines: bipo_blas_tune
 
 typedef struct {
@@ -12,6 +12,12 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"train", cmd_train,
+     "train CONFIG.yaml [--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
+     "           (also: bipo-pipeline CONFIG.yaml)"},
+    {"inspect", cmd_inspect, "inspect LIB.h5 [--json] [--check]"},
+    {"export", cmd_export,
+     "export LIB.h5 --output FILE [--model ID] [--behavior B] [--layer L] [--run R] [--print-layer]"},
     {"generate", cmd_generate,
      "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--max-tokens N]\n"
      "           [--temperature T --top-p P --seed S] [--vector FILE --layer L --multiplier M]"},
@@ -38,6 +44,9 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    size_t n = strlen(argv[1]);
+    if ((n > 5 && !strcmp(argv[1] + n - 5, ".yaml")) || (n > 4 && !strcmp(argv[1] + n - 4, ".yml")))
+        return cmd_train(argc, argv); // bipo-pipeline CONFIG.yaml == bipo-pipeline train CONFIG.yaml
     fprintf(stderr, "bipo-pipeline: unknown command '%s' (try 'bipo-pipeline --help')\n", argv[1]);
     return 2;
 }
