@@ -346,6 +346,25 @@ static void free_examples(bipo_example *ex, size_t n) {
     free(ex);
 }
 
+// Opens the library for writing and records this run's provenance. Called at the first job,
+// after every input that can be checked without training (config, data, model files,
+// tokenizer, layers, tokenization) has been: a run that fails on bad input writes nothing.
+static bipo_store *open_library(const bipo_config_file *c, const char *out, const bipo_backend *be) {
+    bipo_store *store = bipo_store_open(out, BIPO_STORE_WRITE);
+    if (!store) return NULL;
+    bipo_attr prov[] = {BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
+                        BIPO_ATTR_S("bipo_version", BIPO_VERSION),
+                        BIPO_ATTR_S("compiler", __VERSION__),
+                        BIPO_ATTR_S("blas_core", bipo_blas_corename()),
+                        BIPO_ATTR_S("backend", be->name), BIPO_ATTR_S("config_path", c->path),
+                        BIPO_ATTR_S("config_hash", c->config_hash), BIPO_ATTR_I("n_ranks", 1)};
+    if (bipo_store_write_provenance(store, c->text, prov, sizeof prov / sizeof prov[0], NULL) != 0) {
+        bipo_store_close(store);
+        return NULL;
+    }
+    return store;
+}
+
 int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
     const char *out = o->output ? o->output : c->output;
     if (!out) {
@@ -366,22 +385,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         goto out;
     }
     if (o->threads > 0) bipo_backend_cpu_set_threads(o->threads);
-    bipo_store *store = bipo_store_open(out, BIPO_STORE_WRITE);
-    if (!store) {
-        fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-        goto out;
-    }
-    bipo_attr prov[] = {BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
-                        BIPO_ATTR_S("bipo_version", BIPO_VERSION),
-                        BIPO_ATTR_S("compiler", __VERSION__),
-                        BIPO_ATTR_S("blas_core", bipo_blas_corename()),
-                        BIPO_ATTR_S("backend", be->name), BIPO_ATTR_S("config_path", c->path),
-                        BIPO_ATTR_S("config_hash", c->config_hash), BIPO_ATTR_I("n_ranks", 1)};
-    if (bipo_store_write_provenance(store, c->text, prov, sizeof prov / sizeof prov[0], NULL) != 0) {
-        fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-        bipo_store_close(store);
-        goto out;
-    }
+    bipo_store *store = NULL; // opened at the first job (open_library)
     bipo_job *jobs;
     size_t n_jobs = bipo_plan(c, &jobs), ji = 0;
     printf("plan: %zu job%s (%zu model%s x %zu behavior%s x layers) -> %s\n", n_jobs,
@@ -440,6 +444,11 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
                 printf("warning: %zu sequence%s of %s longer than max_length %zu: prompt truncated from the left\n",
                        j.n_trunc, j.n_trunc == 1 ? "" : "s", c->behaviors[b].name, c->train.max_length);
             const bipo_layer_list *ls = bipo_config_model_layers(c, m);
+            if (!store && !(store = open_library(c, out, be))) {
+                fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
+                failed = 1;
+            }
+            j.store = store;
             for (size_t l = 0; l < ls->n && !failed; l++, ji++) {
                 j.job_index = ji;
                 if (run_job(&j, ls->v[l]) != 0) {
@@ -455,7 +464,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         bipo_model_free(&model);
     }
     free(jobs);
-    bipo_store_close(store);
+    if (store) bipo_store_close(store);
     if (!failed) {
         char el[32];
         fmt_duration(el, sizeof el, bipo_now() - plan_t0);
