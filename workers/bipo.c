@@ -135,8 +135,10 @@ static bipo_batch packed_batch(const packed *p) {
 
 // ---- caches ------------------------------------------------------------------------------------
 
-// Full forward (no vector) of `count` examples starting at ex: per-sequence reference log-probs
-// into ref[i][k], and hidden_states[L+1] into h[i][k] while the budget lasts (when h != NULL).
+// Full forward (no vector) of `count` examples starting at ex, in the same packed layout the
+// steps use: per-sequence reference log-probs into ref[i][k], and hidden_states[L+1] into
+// h[i][k] while the budget lasts (when h != NULL). h[i][0] holds the target's n[0] rows;
+// h[i][1] the opposite's rows from its shared prefix length P on (all n[1] rows when P = 0).
 static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double (*ref)[2],
                         float ***h) {
     bipo_model *m = t->m;
@@ -144,39 +146,48 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
     size_t C = t->C, V = m->cfg.V;
     bipo_acts a;
     bipo_acts_init(&a, 0);
-    const size_t chunk = 8; // examples per forward
+    const size_t chunk = 8; // pairs per forward
     size_t *idx = xmalloc(chunk * sizeof(size_t));
+    float *lp = NULL, *lse = NULL;
+    size_t lp_cap = 0;
     for (size_t start = 0; start < count; start += chunk) {
         size_t B = count - start < chunk ? count - start : chunk;
         for (size_t i = 0; i < B; i++) idx[i] = start + i;
         packed p;
-        pack(&p, ex, idx, B, 0);
+        pack(&p, ex, idx, B, t->hp.shared_prompt);
         bipo_batch b = packed_batch(&p);
         bipo_forward(m, &a, &b, NULL, p.rows, p.M, -1);
-        float *lp = be->alloc(p.M), *lse = be->alloc(p.M);
+        if (p.M > lp_cap) {
+            if (lp) be->free(lp), be->free(lse);
+            lp = be->alloc(lp_cap = p.M);
+            lse = be->alloc(p.M);
+        }
         be->logprob_forward(lp, lse, a.logits, p.targets, p.M, V);
         float *lph = xmalloc(p.M * sizeof(float));
         be->download(lph, lp, p.M);
         for (size_t i = 0; i < B; i++) ref[start + i][0] = ref[start + i][1] = 0;
         for (size_t r = 0; r < p.M; r++) ref[start + p.row_seq[r] / 2][p.row_seq[r] % 2] += lph[r];
         free(lph);
-        be->free(lp);
-        be->free(lse);
         if (h && t->hp.use_cache)
-            for (size_t s = 0; s < p.S; s++) {
-                size_t n = p.off[s + 1] - p.off[s], bytes = n * C * sizeof(float);
-                float *dst = NULL;
-                if (t->cache_used + bytes <= t->hp.cache_bytes) {
-                    dst = xmalloc(bytes);
-                    be->download(dst, a.resid[t->layer + 1] + p.off[s] * C, n * C);
-                    t->cache_used += bytes;
-                } else {
-                    t->cache_misses++;
+            for (size_t i = 0; i < B; i++)
+                for (int k = 0; k < 2; k++) {
+                    const bipo_example *e = &ex[start + i];
+                    size_t P = p.shared[i], j0 = k == 1 ? P : 0, n = e->n[k] - j0;
+                    size_t base = p.kv_rows ? p.off[i] : p.off[2 * i];
+                    size_t bytes = n * C * sizeof(float);
+                    float *dst = NULL;
+                    if (t->cache_used + bytes <= t->hp.cache_bytes) {
+                        dst = xmalloc(bytes);
+                        be->download(dst, a.resid[t->layer + 1] + row_of(e, base, P, k, j0) * C, n * C);
+                        t->cache_used += bytes;
+                    } else {
+                        t->cache_misses++;
+                    }
+                    h[start + i][k] = dst;
                 }
-                h[start + s / 2][s % 2] = dst;
-            }
         packed_free(&p);
     }
+    if (lp) be->free(lp), be->free(lse);
     free(idx);
     bipo_acts_free(&a, be);
 }
@@ -274,7 +285,8 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
     for (size_t i = 0; i < B; i++)
         for (int k = 0; k < 2; k++) {
             const bipo_example *e = &ex[idx[i]];
-            const float *src = h[idx[i]][k];
+            size_t P = p->shared[i], j0 = k == 1 ? P : 0, count = e->n[k] - j0;
+            const float *src = h[idx[i]][k]; // cached rows start at j0 (see build_cache)
             if (!src) { // not cached: layers 0..L for this sequence
                 if (!have_lo) bipo_acts_init(&lo, 0), have_lo = 1;
                 size_t off[2] = {0, e->n[k]};
@@ -282,13 +294,11 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
                 bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer);
                 tmp = xrealloc(tmp, e->n[k] * C * sizeof(float));
                 be->download(tmp, lo.resid[t->layer + 1], e->n[k] * C);
-                src = tmp;
+                src = tmp + j0 * C;
             }
             // the rows of this sequence are contiguous in token order: [first, first + count)
-            size_t P = p->shared[i], j0 = k == 1 ? P : 0, count = e->n[k] - j0;
             size_t base = p->kv_rows ? p->off[i] : p->off[2 * i];
-            size_t first = row_of(e, base, P, k, j0);
-            be->upload(t->hbuf + first * C, src + j0 * C, count * C);
+            be->upload(t->hbuf + row_of(e, base, P, k, j0) * C, src, count * C);
         }
     free(tmp);
     if (have_lo) bipo_acts_free(&lo, be);
@@ -394,9 +404,19 @@ double bipo_trainer_step(bipo_trainer *t) {
     if (t->pos == 0) bipo_trainer_begin_epoch(t);
     size_t B = t->n_train - t->pos < t->hp.batch_size ? t->n_train - t->pos : t->hp.batch_size;
     int d = (rng_next(&t->rng) >> 63) ? 1 : -1;
+    double loss = bipo_trainer_step_with(t, t->order + t->pos, B, d);
+    t->pos += B;
+    if (t->pos >= t->n_train) {
+        t->pos = 0;
+        t->epoch++;
+    }
+    return loss;
+}
+
+double bipo_trainer_step_with(bipo_trainer *t, const size_t *idx, size_t B, int d) {
     size_t C = t->C;
     float *g = xmalloc(C * sizeof(float));
-    double loss = bipo_loss_grad(t, t->order + t->pos, B, d, t->v, g);
+    double loss = bipo_loss_grad(t, idx, B, d, t->v, g);
     double norm = 0;
     for (size_t i = 0; i < C; i++) norm += (double)g[i] * g[i];
     norm = sqrt(norm);
@@ -420,11 +440,6 @@ double bipo_trainer_step(bipo_trainer *t) {
     }
     free(g);
     t->step++;
-    t->pos += B;
-    if (t->pos >= t->n_train) {
-        t->pos = 0;
-        t->epoch++;
-    }
     t->last_loss = loss;
     t->last_lr = lr;
     t->last_grad_norm = norm;

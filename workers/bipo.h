@@ -95,6 +95,9 @@ void bipo_trainer_free(bipo_trainer *t);
 void bipo_trainer_begin_epoch(bipo_trainer *t);
 // One optimizer step on the next batch; returns the batch loss. Sets last_* telemetry.
 double bipo_trainer_step(bipo_trainer *t);
+// One optimizer step on the given pairs and direction (the data order and d chosen by the
+// caller: benchmarks replaying another implementation's batches). Does not move t->pos.
+double bipo_trainer_step_with(bipo_trainer *t, const size_t *idx, size_t B, int d);
 // Returns 1 when the step just taken finished an epoch.
 int bipo_trainer_epoch_done(const bipo_trainer *t);
 // Mean loss over a set with a fixed direction d (held-out evaluation; v unchanged).
