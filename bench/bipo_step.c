@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     hp.shared_prompt = shared;
     bipo_trainer t;
     t0 = bipo_now();
-    if (bipo_trainer_init(&t, &m, (size_t)layer, &hp, ex, pairs.n, NULL, 0) != 0) {
+    if (bipo_trainer_init(&t, &m, (size_t)layer, &hp, ex, pairs.n, NULL, 0, NULL) != 0) {
         fprintf(stderr, "bipo_step: %s\n", bipo_last_error());
         return 1;
     }

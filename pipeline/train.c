@@ -40,12 +40,7 @@ size_t bipo_plan(const bipo_config_file *c, bipo_job **jobs) {
 }
 
 // ---- data ------------------------------------------------------------------------------------
-typedef struct {
-    bipo_pairs train, test;
-    char hash[65]; // train file + test file (or the split rule)
-} behavior_data;
-
-static int load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, behavior_data *d) {
+int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bipo_behavior_data *d) {
     memset(d, 0, sizeof *d);
     bipo_pairs all = {0};
     if (bipo_pairs_load(&all, b->data, b->format, &b->fields) != 0) return -1;
@@ -72,12 +67,12 @@ static int load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, 
     return 0;
 }
 
-static void free_behavior(behavior_data *d) {
+void bipo_free_behavior(bipo_behavior_data *d) {
     bipo_pairs_free(&d->train);
     bipo_pairs_free(&d->test);
 }
 
-static int tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
+int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
                           const bipo_chat_template *tpl, const char *system, size_t max_length,
                           bipo_example **ex, size_t *n_trunc) {
     const char **q = xmalloc((p->n + 1) * sizeof *q), **a = xmalloc((p->n + 1) * sizeof *a),
@@ -93,47 +88,34 @@ static int tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
     return rc;
 }
 
-// ---- one job ----------------------------------------------------------------------------------
-typedef struct {
-    const bipo_config_file *c;
-    const bipo_run_opts *o;
-    bipo_store *store;
-    bipo_model *model;
-    const bipo_model_cfg *mc;
-    const bipo_behavior_cfg *bc;
-    const behavior_data *data;
-    bipo_example *train, *test;
-    size_t n_train, n_test, n_trunc;
-    const char *template_name, *system;
-    size_t job_index, n_jobs;
-    double plan_t0;
-} job_ctx;
-
 // The settings that determine a job's result: a rerun with the same hash skips the job, a
 // changed one writes a new run (the old one is kept). Performance-only settings (cache size,
-// threads, backend, shared_prompt) are not part of it.
-static void job_hash(const job_ctx *j, size_t layer, char out[65]) {
-    const bipo_hparams *hp = &j->c->train.hp;
+// threads, backend, ranks, shared_prompt) are not part of it, nor are other jobs of the config:
+// adding a behavior to a nightly config leaves the existing jobs' hashes alone.
+void bipo_job_hash(const bipo_config_file *c, const char *fingerprint, const char *template_name,
+                   const char *system, const char *behavior, const char *data_hash, size_t layer,
+                   char out[65]) {
+    const bipo_hparams *hp = &c->train.hp;
     char buf[2048];
     int k = snprintf(buf, sizeof buf,
                      "bipo-job-v1|model=%s|template=%s|system=%s|behavior=%s|data=%s|layer=%zu|"
                      "beta=%.17g|lr=%.17g|epochs=%zu|sched_epochs=%zu|batch=%zu|warmup=%zu|"
                      "zero=%d|sched=%d|wd=%.17g|b1=%.17g|b2=%.17g|eps=%.17g|clip=%.17g|"
                      "seed=%llu|max_length=%zu|save=",
-                     j->model->fingerprint, j->template_name, j->system, j->bc->name,
-                     j->data->hash, layer, hp->beta, hp->lr, hp->epochs, hp->schedule_epochs,
-                     hp->batch_size, hp->warmup_steps, hp->first_step_lr_zero, (int)hp->schedule,
-                     hp->weight_decay, hp->adam_beta1, hp->adam_beta2, hp->adam_eps,
-                     hp->grad_clip, (unsigned long long)hp->seed, j->c->train.max_length);
-    for (size_t i = 0; i < j->c->train.n_save_epochs && k < (int)sizeof buf - 24; i++)
-        k += snprintf(buf + k, sizeof buf - k, "%zu,", j->c->train.save_epochs[i]);
+                     fingerprint, template_name, system, behavior, data_hash, layer, hp->beta,
+                     hp->lr, hp->epochs, hp->schedule_epochs, hp->batch_size, hp->warmup_steps,
+                     hp->first_step_lr_zero, (int)hp->schedule, hp->weight_decay, hp->adam_beta1,
+                     hp->adam_beta2, hp->adam_eps, hp->grad_clip, (unsigned long long)hp->seed,
+                     c->train.max_length);
+    for (size_t i = 0; i < c->train.n_save_epochs && k < (int)sizeof buf - 24; i++)
+        k += snprintf(buf + k, sizeof buf - k, "%zu,", c->train.save_epochs[i]);
     bipo_sha256 sh;
     bipo_sha256_init(&sh);
     bipo_sha256_update(&sh, buf, (size_t)k);
     bipo_sha256_hex(&sh, out);
 }
 
-static void fmt_duration(char *b, size_t n, double s) {
+void bipo_fmt_duration(char *b, size_t n, double s) {
     if (!(s >= 0) || s > 1e7) snprintf(b, n, "?");
     else if (s < 60) snprintf(b, n, "%.0fs", s);
     else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
@@ -193,43 +175,34 @@ static void append_f(float **a, size_t *n, size_t *cap, float x) {
     (*a)[(*n)++] = x;
 }
 
-static int run_job(job_ctx *j, size_t layer) {
+// Trains one job (this rank's share of it) from scratch or from checkpoint ck (may be NULL;
+// consumed). The group leader (j->sink != NULL) logs and writes; the others only compute.
+int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoint *ck) {
     const bipo_config_file *c = j->c;
     const bipo_train_cfg *tc = &c->train;
-    char hash[65];
-    job_hash(j, layer, hash);
+    const int lead = j->sink != NULL;
     bipo_job_key key = {j->mc->id, j->bc->name, (int)layer, hash};
-    char run[BIPO_NAME_MAX];
-    int found = bipo_store_find_run(j->store, &key, run);
-    if (found < 0) return -1;
-    printf("[job %zu/%zu] %s / %s / layer %zu: ", j->job_index + 1, j->n_jobs, j->mc->id,
-           j->bc->name, layer);
-    if (found == 1) {
-        printf("complete (run %s), skipped\n", run);
-        return 0;
-    }
     bipo_trainer t;
     double t0 = bipo_now();
-    if (bipo_trainer_init(&t, j->model, layer, &tc->hp, j->train, j->n_train, j->test, j->n_test) != 0)
+    if (bipo_trainer_init(&t, j->model, layer, &tc->hp, j->train, j->n_train, j->test, j->n_test, j->dp) != 0)
         return -1;
-    printf("%zu train / %zu test pairs, %zu steps of batch %zu, cache %.0f MB%s (%.1fs)\n",
-           j->n_train, j->n_test, t.steps_per_epoch * tc->hp.epochs, tc->hp.batch_size,
-           t.cache_used / 1048576.0, t.cache_misses ? " (budget reached: recomputing the rest)" : "",
-           bipo_now() - t0);
+    if (lead)
+        printf("%s  %zu train / %zu test pairs, %zu steps of batch %zu, cache %.0f MB%s (%.1fs)\n",
+               j->prefix, j->n_train, j->n_test, t.steps_per_epoch * tc->hp.epochs,
+               tc->hp.batch_size, t.cache_used / 1048576.0,
+               t.cache_misses ? " (budget reached: recomputing the rest)" : "", bipo_now() - t0);
     bipo_run_data d = {.C = t.C};
     size_t cap_loss = 0, cap_ep = 0;
-    bipo_checkpoint ck = {0};
-    int have = bipo_store_read_checkpoint(j->store, &key, &ck);
-    if (have < 0) goto fail;
-    if (have == 1) {
-        if (restore_checkpoint(&t, &ck, &d) != 0) goto fail;
+    if (ck) {
+        if (restore_checkpoint(&t, ck, &d) != 0) goto fail;
         cap_loss = d.n_steps;
         cap_ep = d.n_epochs;
-        printf("  resumed from checkpoint at step %llu (epoch %zu)\n", (unsigned long long)t.step, t.epoch);
+        if (lead)
+            printf("%s  resumed from checkpoint at step %llu (epoch %zu)\n", j->prefix,
+                   (unsigned long long)t.step, t.epoch);
     }
-    bipo_checkpoint_free(&ck);
     size_t total = t.steps_per_epoch * tc->hp.epochs;
-    double ema = 0, peak = 0;
+    double ema = 0;
     long steps_here = 0;
     while (t.epoch < tc->hp.epochs) {
         double s0 = bipo_now();
@@ -239,13 +212,13 @@ static int run_job(job_ctx *j, size_t layer) {
         append_f(&d.loss, &d.n_steps, &cap_loss, (float)loss);
         if (steps_here > 1) ema = ema ? 0.9 * ema + 0.1 * dt : dt; // step 0 (warm-up) excluded
         double flops = bipo_trainer_step_flops(&t, t.last_tokens, 0) / dt / 1e9;
-        if (flops > peak) peak = flops;
-        if (!j->o->quiet && (t.step % tc->log_every == 0 || t.step == total)) {
+        if (lead && j->sink->poll) j->sink->poll(j->sink);
+        if (lead && !j->o->quiet && (t.step % tc->log_every == 0 || t.step == total)) {
             char eta[32];
-            fmt_duration(eta, sizeof eta, (double)(total - t.step) * (ema ? ema : dt));
-            printf("  epoch %zu/%zu step %llu/%zu loss %.4f |v| %.4f d %+d lr %.2e %.0f ms/step "
+            bipo_fmt_duration(eta, sizeof eta, (double)(total - t.step) * (ema ? ema : dt));
+            printf("%s  epoch %zu/%zu step %llu/%zu loss %.4f |v| %.4f d %+d lr %.2e %.0f ms/step "
                    "%.0f tok/s %.1f GFLOP/s ETA %s\n",
-                   t.epoch + (t.pos ? 1 : 0), tc->hp.epochs, (unsigned long long)t.step, total,
+                   j->prefix, t.epoch + (t.pos ? 1 : 0), tc->hp.epochs, (unsigned long long)t.step, total,
                    loss, vnorm(t.v, t.C), t.last_d, t.last_lr, dt * 1e3,
                    t.last_tokens / dt, flops, eta);
             fflush(stdout);
@@ -259,27 +232,28 @@ static int run_job(job_ctx *j, size_t layer) {
             }
             d.heldout_pos[d.n_epochs] = (float)hp;
             d.heldout_neg[d.n_epochs++] = (float)hn;
-            printf("  epoch %zu done: held-out loss d=+1 %.4f  d=-1 %.4f  |v| %.4f\n", t.epoch, hp,
-                   hn, vnorm(t.v, t.C));
+            if (lead)
+                printf("%s  epoch %zu done: held-out loss d=+1 %.4f  d=-1 %.4f  |v| %.4f\n",
+                       j->prefix, t.epoch, hp, hn, vnorm(t.v, t.C));
             if (is_save_epoch(tc, t.epoch)) {
                 d.epoch_vectors = xrealloc(d.epoch_vectors, (d.n_saved + 1) * t.C * sizeof(float));
                 d.epoch_ids = xrealloc(d.epoch_ids, (d.n_saved + 1) * sizeof(int32_t));
                 memcpy(d.epoch_vectors + d.n_saved * t.C, t.v, t.C * sizeof(float));
                 d.epoch_ids[d.n_saved++] = (int32_t)t.epoch;
             }
-            if (t.epoch < tc->hp.epochs) { // checkpoint; the last epoch goes straight to the run
+            if (lead && t.epoch < tc->hp.epochs) { // the last epoch goes straight to the run
                 bipo_checkpoint cw;
                 uint64_t rng2[2];
                 d.vector = t.v;
                 to_checkpoint(&t, &d, &cw, rng2);
-                int rc = bipo_store_write_checkpoint(j->store, &key, &cw);
+                int rc = j->sink->checkpoint(j->sink, &key, &cw);
                 free(cw.order);
                 d.vector = NULL;
                 if (rc != 0) goto fail;
             }
         }
         if (j->o->stop_after_steps >= 0 && steps_here >= j->o->stop_after_steps) {
-            printf("  stopping after %ld steps (--stop-after-steps)\n", steps_here);
+            if (lead) printf("%s  stopping after %ld steps (--stop-after-steps)\n", j->prefix, steps_here);
             fflush(stdout);
             exit(3);
         }
@@ -310,24 +284,15 @@ static int run_job(job_ctx *j, size_t layer) {
         BIPO_ATTR_I("test_pairs", (int64_t)j->n_test),
         BIPO_ATTR_I("truncated_sequences", (int64_t)j->n_trunc),
         BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION), BIPO_ATTR_S("hosts", hosts),
-        BIPO_ATTR_I("n_ranks", 1),                   BIPO_ATTR_D("elapsed_s", elapsed),
+        BIPO_ATTR_I("n_ranks", j->n_ranks),          BIPO_ATTR_D("elapsed_s", elapsed),
         BIPO_ATTR_S("config_path", c->path),        BIPO_ATTR_S("config_text_hash", c->config_hash),
     };
     const char *paths[2] = {j->data->train.path, j->data->test.path};
     bipo_behavior_info bi = {paths, j->bc->test_data ? 2 : 1, j->data->hash};
     bipo_model_info mi = {j->model->path, j->model->cfg.arch_name, j->model->fingerprint,
                           j->model->source_dtype, (int64_t)j->model->cfg.C, (int64_t)j->model->cfg.L};
-    if (bipo_store_begin(j->store) != 0 ||
-        bipo_store_write_run(j->store, &key, &mi, &bi, &d, attrs, sizeof attrs / sizeof attrs[0], run) != 0 ||
-        bipo_store_delete_checkpoint(j->store, &key) != 0 || bipo_store_commit(j->store) != 0) {
-        bipo_store_abort(j->store);
+    if (lead && j->sink->result(j->sink, &key, &mi, &bi, &d, attrs, sizeof attrs / sizeof attrs[0]) != 0)
         goto fail;
-    }
-    char el[32];
-    fmt_duration(el, sizeof el, elapsed);
-    printf("[job %zu/%zu] done: run %s, final loss %.4f, |v| %.4f, %s (%.0f ms/step)\n",
-           j->job_index + 1, j->n_jobs, run, d.n_steps ? d.loss[d.n_steps - 1] : NAN,
-           vnorm(t.v, t.C), el, ema * 1e3);
     d.vector = NULL; // owned by the trainer
     bipo_run_data_free(&d);
     bipo_trainer_free(&t);
@@ -335,144 +300,7 @@ static int run_job(job_ctx *j, size_t layer) {
 fail:
     if (d.vector == t.v) d.vector = NULL;
     bipo_run_data_free(&d);
-    bipo_checkpoint_free(&ck);
     bipo_trainer_free(&t);
     return -1;
 }
 
-// ---- the whole run ------------------------------------------------------------------------------
-static void free_examples(bipo_example *ex, size_t n) {
-    for (size_t i = 0; i < n; i++) bipo_example_free(&ex[i]);
-    free(ex);
-}
-
-// Opens the library for writing and records this run's provenance. Called at the first job,
-// after every input that can be checked without training (config, data, model files,
-// tokenizer, layers, tokenization) has been: a run that fails on bad input writes nothing.
-static bipo_store *open_library(const bipo_config_file *c, const char *out, const bipo_backend *be) {
-    bipo_store *store = bipo_store_open(out, BIPO_STORE_WRITE);
-    if (!store) return NULL;
-    bipo_attr prov[] = {BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
-                        BIPO_ATTR_S("bipo_version", BIPO_VERSION),
-                        BIPO_ATTR_S("compiler", __VERSION__),
-                        BIPO_ATTR_S("blas_core", bipo_blas_corename()),
-                        BIPO_ATTR_S("backend", be->name), BIPO_ATTR_S("config_path", c->path),
-                        BIPO_ATTR_S("config_hash", c->config_hash), BIPO_ATTR_I("n_ranks", 1)};
-    if (bipo_store_write_provenance(store, c->text, prov, sizeof prov / sizeof prov[0], NULL) != 0) {
-        bipo_store_close(store);
-        return NULL;
-    }
-    return store;
-}
-
-int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
-    const char *out = o->output ? o->output : c->output;
-    if (!out) {
-        fprintf(stderr, "bipo-pipeline train: %s: no `output:` in the config and no --output given\n", c->path);
-        return 1;
-    }
-    behavior_data *bd = xcalloc(c->n_behaviors, sizeof *bd);
-    int rc = 1;
-    size_t nb_loaded = 0;
-    for (; nb_loaded < c->n_behaviors; nb_loaded++)
-        if (load_behavior(c, &c->behaviors[nb_loaded], &bd[nb_loaded]) != 0) {
-            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-            goto out;
-        }
-    const bipo_backend *be = bipo_backend_by_name(o->backend);
-    if (!be) {
-        fprintf(stderr, "bipo-pipeline train: backend '%s' is not available\n", o->backend);
-        goto out;
-    }
-    if (o->threads > 0) bipo_backend_cpu_set_threads(o->threads);
-    bipo_store *store = NULL; // opened at the first job (open_library)
-    bipo_job *jobs;
-    size_t n_jobs = bipo_plan(c, &jobs), ji = 0;
-    printf("plan: %zu job%s (%zu model%s x %zu behavior%s x layers) -> %s\n", n_jobs,
-           n_jobs == 1 ? "" : "s", c->n_models, c->n_models == 1 ? "" : "s", c->n_behaviors,
-           c->n_behaviors == 1 ? "" : "s", out);
-    double plan_t0 = bipo_now();
-    int failed = 0;
-    for (size_t m = 0; m < c->n_models && !failed; m++) {
-        const bipo_model_cfg *mc = &c->models[m];
-        bipo_model model;
-        double t0 = bipo_now();
-        if (bipo_model_load(&model, mc->path, be) != 0) {
-            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-            failed = 1;
-            break;
-        }
-        bipo_tokenizer *tok = bipo_tokenizer_load(mc->path);
-        const bipo_chat_template *tpl = NULL;
-        if (!tok) {
-            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-            failed = 1;
-        } else if (bipo_config_check_layers(c, m, model.cfg.L) != 0) {
-            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-            failed = 1;
-        } else {
-            tpl = !mc->template_name || !strcmp(mc->template_name, "auto")
-                      ? bipo_chat_for(tok)
-                      : bipo_chat_template_by_name(mc->template_name);
-            if (!tpl) {
-                fprintf(stderr, "bipo-pipeline train: %s: %s\n", c->path, bipo_last_error());
-                failed = 1;
-            }
-        }
-        if (!failed)
-            printf("model %s: %s, %zu layers, hidden %zu, %s weights, template %s, loaded in %.1fs\n",
-                   mc->id, model.cfg.arch_name, model.cfg.L, model.cfg.C, model.source_dtype,
-                   tpl->name, bipo_now() - t0);
-        const char *system = mc->system_prompt ? mc->system_prompt : BIPO_DEFAULT_SYSTEM;
-        for (size_t b = 0; b < c->n_behaviors && !failed; b++) {
-            job_ctx j = {c, o, store, &model, mc, &c->behaviors[b], &bd[b]};
-            j.template_name = tpl->name;
-            j.system = system;
-            j.n_jobs = n_jobs;
-            j.plan_t0 = plan_t0;
-            size_t tr_trunc = 0, te_trunc = 0;
-            if (tokenize_pairs(&bd[b].train, tok, tpl, system, c->train.max_length, &j.train, &tr_trunc) != 0 ||
-                (bd[b].test.n && tokenize_pairs(&bd[b].test, tok, tpl, system, c->train.max_length, &j.test, &te_trunc) != 0)) {
-                fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-                failed = 1;
-                break;
-            }
-            j.n_train = bd[b].train.n;
-            j.n_test = bd[b].test.n;
-            j.n_trunc = tr_trunc + te_trunc;
-            if (j.n_trunc)
-                printf("warning: %zu sequence%s of %s longer than max_length %zu: prompt truncated from the left\n",
-                       j.n_trunc, j.n_trunc == 1 ? "" : "s", c->behaviors[b].name, c->train.max_length);
-            const bipo_layer_list *ls = bipo_config_model_layers(c, m);
-            if (!store && !(store = open_library(c, out, be))) {
-                fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-                failed = 1;
-            }
-            j.store = store;
-            for (size_t l = 0; l < ls->n && !failed; l++, ji++) {
-                j.job_index = ji;
-                if (run_job(&j, ls->v[l]) != 0) {
-                    fprintf(stderr, "bipo-pipeline train: %s / %s / layer %zu: %s\n", mc->id,
-                            c->behaviors[b].name, ls->v[l], bipo_last_error());
-                    failed = 1;
-                }
-            }
-            free_examples(j.train, j.n_train);
-            free_examples(j.test, j.n_test);
-        }
-        if (tok) bipo_tokenizer_free(tok);
-        bipo_model_free(&model);
-    }
-    free(jobs);
-    if (store) bipo_store_close(store);
-    if (!failed) {
-        char el[32];
-        fmt_duration(el, sizeof el, bipo_now() - plan_t0);
-        printf("all %zu jobs complete in %s: %s\n", n_jobs, el, out);
-        rc = 0;
-    }
-out:
-    for (size_t b = 0; b < nb_loaded; b++) free_behavior(&bd[b]);
-    free(bd);
-    return rc;
-}

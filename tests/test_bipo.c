@@ -73,11 +73,11 @@ int main(void) {
 
     // ---- gradient vs finite differences, cached vs recomputed ----
     bipo_trainer t, tu;
-    EXPECT(bipo_trainer_init(&t, &m, layer, &hp, tr, NTR, te, NTE) == 0, "init: %s", bipo_last_error());
+    EXPECT(bipo_trainer_init(&t, &m, layer, &hp, tr, NTR, te, NTE, NULL) == 0, "init: %s", bipo_last_error());
     bipo_hparams hpu = hp;
     hpu.use_cache = 0;
     hpu.shared_prompt = 0; // the uncached twin also runs the plain layout: both shortcuts checked
-    EXPECT(bipo_trainer_init(&tu, &m, layer, &hpu, tr, NTR, te, NTE) == 0, "init uncached");
+    EXPECT(bipo_trainer_init(&tu, &m, layer, &hpu, tr, NTR, te, NTE, NULL) == 0, "init uncached");
     EXPECT(t.cache_used > 0 && tu.cache_used == 0, "cache used %zu / %zu", t.cache_used, tu.cache_used);
     size_t idx[4] = {3, 17, 8, 11};
     float *v = malloc(C * sizeof(float)), *g = malloc(C * sizeof(float)), *gu = malloc(C * sizeof(float));
@@ -141,10 +141,10 @@ int main(void) {
     EXPECT(vd <= 1e-4 * vn, "cached vs uncached training: vectors differ by %.3g (|v|max %.3g)", vd, vn);
 
     bipo_trainer t2, t3;
-    EXPECT(bipo_trainer_init(&t2, &m, layer, &hp, tr, NTR, te, NTE) == 0, "init t2");
+    EXPECT(bipo_trainer_init(&t2, &m, layer, &hp, tr, NTR, te, NTE, NULL) == 0, "init t2");
     bipo_hparams hp3 = hp;
     hp3.seed = 43;
-    EXPECT(bipo_trainer_init(&t3, &m, layer, &hp3, tr, NTR, te, NTE) == 0, "init t3");
+    EXPECT(bipo_trainer_init(&t3, &m, layer, &hp3, tr, NTR, te, NTE, NULL) == 0, "init t3");
     for (size_t k = 0; k < steps; k++) bipo_trainer_step(&t2), bipo_trainer_step(&t3);
     EXPECT(memcmp(t.v, t2.v, C * sizeof(float)) == 0, "same seed: vectors are not bit-identical");
     EXPECT(memcmp(t.v, t3.v, C * sizeof(float)) != 0, "different seed gave the identical vector");

@@ -133,6 +133,10 @@ static bipo_batch packed_batch(const packed *p) {
     return (bipo_batch){p->S, p->off, p->tok, p->pos, p->AS, p->aq_off, p->ak_off, p->kv_rows};
 }
 
+static int owned(const bipo_trainer *t, size_t i) {
+    return t->dp.size <= 1 || (int)(i % (size_t)t->dp.size) == t->dp.rank;
+}
+
 // ---- caches ------------------------------------------------------------------------------------
 
 // Full forward (no vector) of `count` examples starting at ex, in the same packed layout the
@@ -147,12 +151,14 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
     bipo_acts a;
     bipo_acts_init(&a, 0);
     const size_t chunk = 8; // pairs per forward
-    size_t *idx = xmalloc(chunk * sizeof(size_t));
+    size_t *own = xmalloc((count ? count : 1) * sizeof(size_t)), n_own = 0;
+    for (size_t i = 0; i < count; i++)
+        if (owned(t, i)) own[n_own++] = i; // data parallel: caches hold this rank's shard only
     float *lp = NULL, *lse = NULL;
     size_t lp_cap = 0;
-    for (size_t start = 0; start < count; start += chunk) {
-        size_t B = count - start < chunk ? count - start : chunk;
-        for (size_t i = 0; i < B; i++) idx[i] = start + i;
+    for (size_t start = 0; start < n_own; start += chunk) {
+        size_t B = n_own - start < chunk ? n_own - start : chunk;
+        const size_t *idx = own + start;
         packed p;
         pack(&p, ex, idx, B, t->hp.shared_prompt);
         bipo_batch b = packed_batch(&p);
@@ -165,13 +171,13 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
         be->logprob_forward(lp, lse, a.logits, p.targets, p.M, V);
         float *lph = xmalloc(p.M * sizeof(float));
         be->download(lph, lp, p.M);
-        for (size_t i = 0; i < B; i++) ref[start + i][0] = ref[start + i][1] = 0;
-        for (size_t r = 0; r < p.M; r++) ref[start + p.row_seq[r] / 2][p.row_seq[r] % 2] += lph[r];
+        for (size_t i = 0; i < B; i++) ref[idx[i]][0] = ref[idx[i]][1] = 0;
+        for (size_t r = 0; r < p.M; r++) ref[idx[p.row_seq[r] / 2]][p.row_seq[r] % 2] += lph[r];
         free(lph);
         if (h && t->hp.use_cache)
             for (size_t i = 0; i < B; i++)
                 for (int k = 0; k < 2; k++) {
-                    const bipo_example *e = &ex[start + i];
+                    const bipo_example *e = &ex[idx[i]];
                     size_t P = p.shared[i], j0 = k == 1 ? P : 0, n = e->n[k] - j0;
                     size_t base = p.kv_rows ? p.off[i] : p.off[2 * i];
                     size_t bytes = n * C * sizeof(float);
@@ -183,12 +189,12 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
                     } else {
                         t->cache_misses++;
                     }
-                    h[start + i][k] = dst;
+                    h[idx[i]][k] = dst;
                 }
         packed_free(&p);
     }
     if (lp) be->free(lp), be->free(lse);
-    free(idx);
+    free(own);
     bipo_acts_free(&a, be);
 }
 
@@ -208,8 +214,10 @@ static void free_hcache(float ***h, size_t n) {
 }
 
 int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_hparams *hp,
-                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test) {
+                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test,
+                      const bipo_dp *dp) {
     memset(t, 0, sizeof *t);
+    t->dp = dp ? *dp : (bipo_dp){1, 0, NULL, NULL};
     if (layer >= m->cfg.L) {
         bipo_set_error("layer %zu is out of range: the model has %zu layers (0..%zu)", layer,
                        m->cfg.L, m->cfg.L - 1);
@@ -304,9 +312,16 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
     if (have_lo) bipo_acts_free(&lo, be);
 }
 
-// Loss of pairs ex[idx[0..B)] at vector v (host) and direction d; grad (host [C]) when non-NULL.
-static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*ref)[2],
-                        const size_t *idx, size_t B, int d, const float *v, float *grad) {
+// Sum over the pairs ex[idx[0..B)] of (per-pair loss / div), at vector v (host) and direction
+// d; grad (host [C], the gradient of that sum) when non-NULL. Local: no communication.
+static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, double (*ref)[2],
+                              const size_t *idx, size_t B, double div, int d, const float *v,
+                              float *grad) {
+    if (B == 0) {
+        if (grad) memset(grad, 0, t->C * sizeof(float));
+        t->last_tokens = 0;
+        return 0;
+    }
     bipo_model *m = t->m;
     const bipo_backend *be = m->be;
     size_t C = t->C, V = m->cfg.V;
@@ -336,10 +351,10 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
         // softplus(-x) computed stably; its derivative is -sigmoid(-x)
         loss += margin > 0 ? log1p(exp(-margin)) : -margin + log1p(exp(margin));
         double sig = 1.0 / (1.0 + exp(margin)); // sigmoid(-margin)
-        dseq[2 * i] = -sig * t->hp.beta * d / (double)B;
-        dseq[2 * i + 1] = sig * t->hp.beta * d / (double)B;
+        dseq[2 * i] = -sig * t->hp.beta * d / div;
+        dseq[2 * i + 1] = sig * t->hp.beta * d / div;
     }
-    loss /= (double)B;
+    loss /= div;
     t->last_tokens = p.N;
     if (grad) {
         float *dlp = xmalloc(p.M * sizeof(float));
@@ -356,9 +371,32 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
     return loss;
 }
 
+// Data parallel: this rank computes the pairs of the (global) batch it owns, the group sums
+// loss and gradient. Dividing by the global B before the sum makes the result the mean over
+// the global batch however unevenly its pairs fall on the ranks.
+static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*ref)[2],
+                        const size_t *idx, size_t B, double div, int d, const float *v,
+                        float *grad) {
+    if (t->dp.size <= 1) return loss_grad_local(t, ex, h, ref, idx, B, div, d, v, grad);
+    size_t *mine = xmalloc((B ? B : 1) * sizeof(size_t)), nm = 0;
+    for (size_t i = 0; i < B; i++)
+        if (owned(t, idx[i])) mine[nm++] = idx[i];
+    double loss = loss_grad_local(t, ex, h, ref, mine, nm, div, d, v, grad);
+    free(mine);
+    size_t n = grad ? t->C + 1 : 1;
+    double *buf = xmalloc(n * sizeof(double));
+    buf[0] = loss;
+    for (size_t i = 1; i < n; i++) buf[i] = grad[i - 1];
+    t->dp.allreduce(buf, n, t->dp.ctx);
+    for (size_t i = 1; i < n; i++) grad[i - 1] = (float)buf[i];
+    loss = buf[0];
+    free(buf);
+    return loss;
+}
+
 double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
                       float *grad) {
-    return loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, d, v, grad);
+    return loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, (double)B, d, v, grad);
 }
 
 double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {
@@ -372,7 +410,7 @@ double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {
     for (size_t s = 0; s < n; s += B) {
         size_t nb = n - s < B ? n - s : B;
         for (size_t i = 0; i < nb; i++) idx[i] = s + i;
-        sum += loss_grad(t, ex, h, ref, idx, nb, d, t->v, NULL) * (double)nb;
+        sum += loss_grad(t, ex, h, ref, idx, nb, 1.0, d, t->v, NULL); // sum of per-pair losses
     }
     free(idx);
     return sum / (double)n;

@@ -56,8 +56,19 @@ int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl
                         const char *const *not_matching, size_t n, size_t max_length,
                         bipo_example **out, size_t *n_truncated);
 
+// Data parallelism inside a rank group: pair i belongs to rank i % size (its caches live
+// there); every rank draws the same data order and d, computes the pairs of each batch it
+// owns, and allreduce (a sum over the group, in place) combines loss and gradient. The
+// pipeline supplies allreduce (MPI or NCCL); workers know nothing of either.
+typedef struct {
+    int size, rank;
+    void (*allreduce)(double *buf, size_t n, void *ctx);
+    void *ctx;
+} bipo_dp;
+
 typedef struct {
     bipo_model *m;
+    bipo_dp dp;
     size_t layer;       // hook layer L: v is added to the output of model.layers[L]
     bipo_hparams hp;
     bipo_example *train, *test;
@@ -88,8 +99,10 @@ typedef struct {
 } bipo_trainer;
 
 // Builds the caches (one full forward per sequence: ref log-probs and h_L). 0 or -1 + error.
+// dp NULL = a single rank.
 int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_hparams *hp,
-                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test);
+                      bipo_example *train, size_t n_train, bipo_example *test, size_t n_test,
+                      const bipo_dp *dp);
 void bipo_trainer_free(bipo_trainer *t);
 // Starts epoch t->epoch: draws the data order. Called by bipo_trainer_step when needed.
 void bipo_trainer_begin_epoch(bipo_trainer *t);

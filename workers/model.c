@@ -287,7 +287,9 @@ static const char *dominant_dtype(const bipo_tensor_dir *d) {
     return name ? name : "?";
 }
 
-int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be) {
+// Reads and validates config + tensor directory; with probe set, stops before allocating and
+// dequantizing (config, fingerprint and dtype only).
+static int model_open(bipo_model *m, const char *path, const bipo_backend *be, int probe) {
     memset(m, 0, sizeof *m);
     m->be = be;
     m->cfg.bos_id = m->cfg.eos_id = -1;
@@ -366,6 +368,11 @@ int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be) {
     }
     bipo_sha256_hex(&sh, m->fingerprint);
     snprintf(m->source_dtype, sizeof m->source_dtype, "%s", dominant_dtype(&dir));
+    if (probe) {
+        m->n_params = total;
+        rc = 0;
+        goto out_t;
+    }
 
     // allocate the one buffer and fill it tensor by tensor (staging on the host)
     m->n_params = total;
@@ -403,9 +410,17 @@ out:
     return rc;
 }
 
+int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be) {
+    return model_open(m, path, be, 0);
+}
+
+int bipo_model_probe(bipo_model *m, const char *path) {
+    return model_open(m, path, NULL, 1);
+}
+
 void bipo_model_free(bipo_model *m) {
     if (m->params) m->be->free(m->params);
-    free(m->layers);
+    free(m->layers); // (a probe has layers but no params)
     m->params = NULL;
     m->layers = NULL;
 }

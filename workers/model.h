@@ -57,6 +57,9 @@ typedef struct {
 // path: an HF directory (config.json + safetensors) or a .gguf file. 0, or -1 + bipo_last_error().
 int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be);
 void bipo_model_free(bipo_model *m);
+// Reads the config and the tensor directory and checks every tensor, without loading weights:
+// cfg, fingerprint, source_dtype and n_params are set (no params; free with bipo_model_free).
+int bipo_model_probe(bipo_model *m, const char *path);
 // FLOPs of a forward over N tokens that each attend to `ctx` keys on average (for reports).
 double bipo_model_forward_flops(const bipo_config *c, size_t N, double avg_ctx, size_t n_logit_rows);
 
