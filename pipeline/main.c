@@ -15,6 +15,7 @@ static const command COMMANDS[] = {
     {"train", cmd_train,
      "train CONFIG.yaml [--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
      "           (also: bipo-pipeline CONFIG.yaml)"},
+    {"plan", cmd_plan, "plan CONFIG.yaml [--ranks N] [--ranks-per-job N] [--memory-gb G]"},
     {"inspect", cmd_inspect, "inspect LIB.h5 [--json] [--check]"},
     {"export", cmd_export,
      "export LIB.h5 --output FILE [--model ID] [--behavior B] [--layer L] [--run R] [--print-layer]"},
