@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #include "bipo.h"    // defines: bipo_dp, bipo_example
-#include "chat.h"    // defines: bipo_chat_for, bipo_chat_template_by_name
+#include "chat.h"      // defines: bipo_chat_for, bipo_chat_template_by_name
+#include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
 #include "kernels.h" // defines: bipo_backend_by_name
 #include "model.h"   // defines: bipo_model_load, bipo_model_probe
 #include "remote.h"  // defines: bipo_blob, msg_send, msg_recv
@@ -380,6 +381,14 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
     bipo_sink root = {root_checkpoint, root_result, root_poll, &ps};
     bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL};
     bipo_dp dp = {w.gsize, w.grank, group_allreduce, &w.gcomm};
+#ifdef BIPO_HAVE_NCCL
+    bipo_nccl *nccl = NULL;
+    if (w.gsize > 1 && !strcmp(be->name, "cuda")) { // vectors live on the GPU: NCCL
+        nccl = bipo_nccl_init(w.gcomm);
+        dp.allreduce = bipo_nccl_allreduce;
+        dp.ctx = nccl;
+    }
+#endif
     char prefix[32] = "";
     if (w.n_groups > 1) snprintf(prefix, sizeof prefix, "[group %d] ", w.group);
     long loaded = -1, tokenized = -1;
@@ -487,6 +496,9 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
                    ps.n_done, ps.n_skipped, out);
         }
     }
+#ifdef BIPO_HAVE_NCCL
+    bipo_nccl_free(nccl);
+#endif
     MPI_Comm_free(&w.gcomm);
     for (size_t b = 0; b < c->n_behaviors; b++) bipo_free_behavior(&bd[b]);
     free(bd), free(mp), free(jobs), free(ps.hash), free(ps.state);
