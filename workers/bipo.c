@@ -478,6 +478,18 @@ double bipo_trainer_step_with(bipo_trainer *t, const size_t *idx, size_t B, int 
     }
     free(g);
     t->step++;
+#ifndef NDEBUG
+    // debug builds: every 16 steps check that the group's ranks still hold the same vector
+    if (t->dp.size > 1 && t->step % 16 == 0) {
+        double mine = 0, all[1];
+        for (size_t i = 0; i < C; i++) mine += (double)t->v[i] * (double)(i + 1);
+        all[0] = mine;
+        t->dp.allreduce(all, 1, t->dp.ctx);
+        CHECK(fabs(all[0] - t->dp.size * mine) <= 1e-9 * (fabs(all[0]) + 1e-30),
+              "rank %d: the steering vector diverged from the group's at step %llu", t->dp.rank,
+              (unsigned long long)t->step);
+    }
+#endif
     t->last_loss = loss;
     t->last_lr = lr;
     t->last_grad_norm = norm;
