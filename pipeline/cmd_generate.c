@@ -77,6 +77,16 @@ static int input_ids(session *s, const char *cmd, const char *text, const char *
     return 0;
 }
 
+static int check_ids(const char *cmd, const int *ids, size_t n, size_t V) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V) {
+            fprintf(stderr, "bipo-pipeline %s: token id %d is outside the vocabulary (%zu)\n", cmd,
+                    ids[i], V);
+            return -1;
+        }
+    return 0;
+}
+
 // Raw little-endian f32 vector of exactly C values.
 static float *load_vector(const char *path, size_t C) {
     size_t len = 0;
@@ -211,12 +221,7 @@ int cmd_generate(int argc, char **argv) {
         hook = (bipo_hook){(int)layer, vec, (float)mult, NULL};
     }
     if (input_ids(&s, "generate", prompt, tokens, chat, &ids, &n) != 0) goto out;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= c->V) {
-            fprintf(stderr, "bipo-pipeline generate: token id %d is outside the vocabulary (%zu)\n",
-                    ids[i], c->V);
-            goto out;
-        }
+    if (check_ids("generate", ids, n, c->V) != 0) goto out;
     size_t ctx = n + (size_t)max_tokens;
     if (c->max_pos && ctx > c->max_pos) {
         fprintf(stderr, "bipo-pipeline generate: prompt (%zu tokens) + --max-tokens %ld exceeds the "
@@ -301,12 +306,7 @@ int cmd_logprobs(int argc, char **argv) {
     size_t n = 0;
     int rc = 1;
     if (input_ids(&s, "logprobs", text, tokens, chat, &ids, &n) != 0) goto out;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= c->V) {
-            fprintf(stderr, "bipo-pipeline logprobs: token id %d is outside the vocabulary (%zu)\n",
-                    ids[i], c->V);
-            goto out;
-        }
+    if (check_ids("logprobs", ids, n, c->V) != 0) goto out;
     size_t off[2] = {0, n};
     bipo_batch b = {1, off, ids};
     size_t *rows = xmalloc(n * sizeof(size_t));

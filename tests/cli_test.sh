@@ -7,10 +7,7 @@ set -u
 BIN=$1 MAKE_TINY=$2 SRC=$3
 T=$(mktemp -d /tmp/bipo-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "$0")/testlib.sh"
 
 "$MAKE_TINY" "$T/m" || { echo "cli_test: 0 passed, 1 failed"; exit 1; }
 DATA="$SRC/configs/data"
@@ -103,5 +100,4 @@ cp "$T/a.h5" "$T/a.before"
 expect_fail "bad data into an existing library" "bad.csv:2" "$BIN" train "$T/bad4.yaml" --output "$T/a.h5"
 check "existing library untouched" cmp -s "$T/a.h5" "$T/a.before"
 
-echo "cli_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary cli_test

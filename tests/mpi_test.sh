@@ -13,10 +13,7 @@ export OMP_NUM_THREADS=1
 MPI="$MPIEXEC --oversubscribe --bind-to none"
 T=$(mktemp -d /tmp/bipo-mpi-XXXXXX)
 trap 'pkill -9 -f "$T/" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "$0")/testlib.sh"
 "$MAKE_TINY" "$T/m" >/dev/null || { echo "mpi_test: 0 passed, 1 failed"; exit 1; }
 D="$SRC/configs/data"
 ONE_BEHAVIOR="behavior: {name: positive, data: $D/positive_train.csv, test_data: $D/positive_test.csv}"
@@ -101,5 +98,4 @@ vec "$T/n.h5" "$T/p1" 1 positive
 check "nightly: existing vector untouched" cmp -s "$T/p0" "$T/p1"
 check "nightly: existing run is still the only one for its layer" test "$("$BIN" inspect "$T/n.h5" | awk '$2=="positive"' | wc -l)" -eq 1
 
-echo "mpi_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary mpi_test

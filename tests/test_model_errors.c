@@ -43,7 +43,7 @@ static void expect_fail(const char *what, const char *path, const char *want1, c
 
 // Rewrites config.json of an HF dir replacing the first `from` by `to`.
 static void patch_config(const char *dir, const char *from, const char *to) {
-    char path[512];
+    char path[600];
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t n;
     char *s = bipo_read_file(path, &n);
@@ -88,37 +88,29 @@ int main(void) {
     mkdir(dir, 0755);
     expect_fail("dir without config.json", dir, "config.json", "missing");
 
-    fresh_hf(&s, "arch", dir, sizeof dir);
-    patch_config(dir, "LlamaForCausalLM", "GPT2LMHeadModel");
-    expect_fail("unsupported architecture", dir, "GPT2LMHeadModel", "architectures");
-
-    fresh_hf(&s, "badjson", dir, sizeof dir);
-    patch_config(dir, "{", "{{");
-    expect_fail("invalid config.json", dir, "config.json:1:", "invalid JSON");
-
-    fresh_hf(&s, "shape", dir, sizeof dir);
-    patch_config(dir, "\"intermediate_size\": 96", "\"intermediate_size\": 128");
-    expect_fail("shape disagrees with config", dir, "mlp.gate_proj.weight", "[96, 64]");
-
-    fresh_hf(&s, "layers", dir, sizeof dir);
-    patch_config(dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
-    expect_fail("missing tensor", dir, "model.layers.2.", "missing");
-
-    fresh_hf(&s, "heads", dir, sizeof dir);
-    patch_config(dir, "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
-    expect_fail("heads not a multiple", dir, "num_key_value_heads", "config.json");
-
-    fresh_hf(&s, "type", dir, sizeof dir);
-    patch_config(dir, "\"hidden_size\": 64", "\"hidden_size\": \"64\"");
-    expect_fail("wrong field type", dir, "hidden_size", "integer");
-
-    fresh_hf(&s, "nofield", dir, sizeof dir);
-    patch_config(dir, "\"vocab_size\"", "\"vocab_sizes\"");
-    expect_fail("required field missing", dir, "vocab_size", "missing");
-
-    fresh_hf(&s, "rope", dir, sizeof dir);
-    patch_config(dir, "\"rope_theta\"", "\"rope_scaling\": {\"rope_type\": \"llama3\"}, \"rope_theta\"");
-    expect_fail("unsupported rope scaling", dir, "rope_scaling", "llama3");
+    // config.json edits: (what, replace this, with this, the error must name these two)
+    static const struct {
+        const char *what, *from, *to, *want1, *want2;
+    } edits[] = {
+        {"unsupported architecture", "LlamaForCausalLM", "GPT2LMHeadModel", "GPT2LMHeadModel", "architectures"},
+        {"invalid config.json", "{", "{{", "config.json:1:", "invalid JSON"},
+        {"shape disagrees with config", "\"intermediate_size\": 96", "\"intermediate_size\": 128",
+         "mlp.gate_proj.weight", "[96, 64]"},
+        {"missing tensor", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3", "model.layers.2.", "missing"},
+        {"heads not a multiple", "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3",
+         "num_key_value_heads", "config.json"},
+        {"wrong field type", "\"hidden_size\": 64", "\"hidden_size\": \"64\"", "hidden_size", "integer"},
+        {"required field missing", "\"vocab_size\"", "\"vocab_sizes\"", "vocab_size", "missing"},
+        {"unsupported rope scaling", "\"rope_theta\"",
+         "\"rope_scaling\": {\"rope_type\": \"llama3\"}, \"rope_theta\"", "rope_scaling", "llama3"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "edit%zu", i);
+        fresh_hf(&s, name, dir, sizeof dir);
+        patch_config(dir, edits[i].from, edits[i].to);
+        expect_fail(edits[i].what, dir, edits[i].want1, edits[i].want2);
+    }
 
     fresh_hf(&s, "noweights", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
