@@ -450,6 +450,7 @@ static const train_field TRAIN_FIELDS[] = {
     TF("seed", F_U64, hp.seed, 0, 0),
     TF("max_length", F_SIZE, max_length, 0, 0),
     TF("log_every", F_SIZE, log_every, 1, 0),
+    TF("checkpoint_every", F_SIZE, checkpoint_every, 0, 0),
     TF("shared_prompt", F_BOOL, hp.shared_prompt, 0, 0),
 };
 #define N_TRAIN_FIELDS (sizeof TRAIN_FIELDS / sizeof *TRAIN_FIELDS)

@@ -14,7 +14,7 @@
 //               has its own `layers`)
 //   train: {beta, lr, epochs, batch_size, warmup_steps, first_step_lr_zero, schedule,
 //           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
-//           seed, max_length, log_every, shared_prompt}
+//           seed, max_length, log_every, checkpoint_every, shared_prompt}
 //   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (kept as text)
 #ifndef BIPO_CONFIG_H
 #define BIPO_CONFIG_H
@@ -65,6 +65,7 @@ typedef struct {
     size_t n_save_epochs;
     size_t max_length;     // 512 tokens per sequence (prompt truncated from the left)
     size_t log_every;      // 1
+    size_t checkpoint_every; // 0: checkpoint at each epoch's end only; N: also every N steps
 } bipo_train_cfg;
 
 typedef struct {

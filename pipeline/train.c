@@ -241,16 +241,19 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
                 memcpy(d.epoch_vectors + d.n_saved * t.C, t.v, t.C * sizeof(float));
                 d.epoch_ids[d.n_saved++] = (int32_t)t.epoch;
             }
-            if (lead && t.epoch < tc->hp.epochs) { // the last epoch goes straight to the run
-                bipo_checkpoint cw;
-                uint64_t rng2[2];
-                d.vector = t.v;
-                to_checkpoint(&t, &d, &cw, rng2);
-                int rc = j->sink->checkpoint(j->sink, &key, &cw);
-                free(cw.order);
-                d.vector = NULL;
-                if (rc != 0) goto fail;
-            }
+        }
+        int at_epoch_end = bipo_trainer_epoch_done(&t);
+        int every = tc->checkpoint_every && t.step % tc->checkpoint_every == 0;
+        if (lead && t.epoch < tc->hp.epochs && (at_epoch_end || every)) {
+            // the last epoch goes straight to the run; mid-epoch ones carry the data position
+            bipo_checkpoint cw;
+            uint64_t rng2[2];
+            d.vector = t.v;
+            to_checkpoint(&t, &d, &cw, rng2);
+            int rc = j->sink->checkpoint(j->sink, &key, &cw);
+            free(cw.order);
+            d.vector = NULL;
+            if (rc != 0) goto fail;
         }
         if (j->o->stop_after_steps >= 0 && steps_here >= j->o->stop_after_steps) {
             if (lead) printf("%s  stopping after %ld steps (--stop-after-steps)\n", j->prefix, steps_here);

@@ -57,6 +57,13 @@ check "rerun resumes from the checkpoint" grep -q "resumed from checkpoint" <<<"
 "$BIN" export "$T/r.h5" --output "$T/r.f32" >/dev/null 2>&1
 check "resumed vector == uninterrupted vector (bit-identical)" cmp -s "$T/a.f32" "$T/r.f32"
 check "checkpoint removed after completion" bash -c "'$BIN' inspect '$T/r.h5' | grep -q '0 checkpoints'"
+# mid-epoch: checkpoint every 5 steps (13 per epoch), stop at step 7, resume from step 5
+write_cfg "$T/m.yaml" "checkpoint_every: 5"
+"$BIN" train "$T/m.yaml" --output "$T/mid.h5" --quiet --stop-after-steps 7 >/dev/null 2>&1
+out=$("$BIN" train "$T/m.yaml" --output "$T/mid.h5" 2>&1)
+check "mid-epoch checkpoint resumes at step 5" grep -q "resumed from checkpoint at step 5 (epoch 0)" <<<"$out"
+"$BIN" export "$T/mid.h5" --output "$T/mid.f32" >/dev/null 2>&1
+check "resumed mid-epoch vector == uninterrupted vector (bit-identical)" cmp -s "$T/a.f32" "$T/mid.f32"
 
 # ---- generate and logprobs ------------------------------------------------------------------
 out=$("$BIN" generate --model "$T/m/tiny.gguf" --tokens 1,5,9 --max-tokens 5 2>/dev/null); rc=$?
