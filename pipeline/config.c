@@ -358,7 +358,7 @@ static int check_name(ctx *x, yaml_node_t *v, const char *key, const char *s) {
 }
 
 static int parse_model(ctx *x, yaml_node_t *m, const char *pre, bipo_model_cfg *o) {
-    static const char *const K[] = {"path", "id", "template", "system_prompt", "layers", NULL};
+    static const char *const K[] = {"path", "id", "template", "system_prompt", "layers", "lora", NULL};
     o->mark = mark_of(m);
     if (check_keys(x, m, pre, K)) return -1;
     yaml_node_t *v;
@@ -384,6 +384,7 @@ static int parse_model(ctx *x, yaml_node_t *m, const char *pre, bipo_model_cfg *
     if ((v = get(x, m, "system_prompt")) && read_str(x, v, KP(pre, "system_prompt"), 1, &o->system_prompt))
         return -1;
     if ((v = get(x, m, "layers")) && read_layers(x, v, KP(pre, "layers"), &o->layers)) return -1;
+    if ((v = get(x, m, "lora")) && read_path(x, v, KP(pre, "lora"), &o->lora)) return -1;
     return 0;
 }
 
@@ -729,7 +730,7 @@ int bipo_config_load(bipo_config_file *c, const char *path) {
 void bipo_config_free(bipo_config_file *c) {
     for (size_t i = 0; i < c->n_models; i++) {
         bipo_model_cfg *m = &c->models[i];
-        free(m->path), free(m->id), free(m->template_name), free(m->system_prompt);
+        free(m->path), free(m->id), free(m->template_name), free(m->system_prompt), free(m->lora);
         layers_free(&m->layers);
     }
     for (size_t i = 0; i < c->n_behaviors; i++) {

@@ -6,7 +6,7 @@
 // test_data, output) are relative to the config file's folder; a leading `~/` and `${VAR}`
 // are expanded first. Schema (see configs/quickstart.yaml for a commented example):
 //
-//   model: {path, id, template, system_prompt, layers}   or  models: [ {...}, ... ]
+//   model: {path, id, template, system_prompt, layers, lora}   or  models: [ {...}, ... ]
 //   behavior: {name, data, test_data, test_fraction, format, fields, max_pairs}
 //                                                        or  behaviors: [ {...}, ... ]
 //   layer: 15  |  layers: [10, 12, 15]  |  layers: "10-15"  |  layers: "10-20:2"
@@ -41,6 +41,7 @@ typedef struct {
     char *template_name;  // auto|llama2|mistral|vicuna|chatml|none (default auto)
     char *system_prompt;  // NULL = not set (template default); "" = explicitly empty
     bipo_layer_list layers; // per-model override; n == 0 when not set
+    char *lora;           // resolved PEFT LoRA adapter folder merged into the weights, or NULL
     bipo_mark mark;
 } bipo_model_cfg;
 

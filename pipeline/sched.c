@@ -277,6 +277,8 @@ static int validate(const bipo_config_file *c, bipo_behavior_data *bd, model_pro
         snprintf(mp[m].fingerprint, sizeof mp[m].fingerprint, "%s", pm.fingerprint);
         size_t L = pm.cfg.L;
         bipo_model_free(&pm);
+        if (c->models[m].lora && bipo_lora_fingerprint(mp[m].fingerprint, c->models[m].lora, mp[m].fingerprint) != 0)
+            return -1;
         if (bipo_config_check_layers(c, m, L) != 0) return -1;
         bipo_tokenizer *tok = bipo_tokenizer_load(c->models[m].path);
         if (!tok) return -1;
@@ -435,6 +437,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         if ((long)J->model != loaded) { // the group keeps one model's weights at a time
             if (loaded >= 0) bipo_model_free(&model), bipo_tokenizer_free(tok);
             CHECK(bipo_model_load(&model, mc->path, be) == 0, "%s", bipo_last_error());
+            if (mc->lora) CHECK(bipo_lora_merge(&model, mc->lora) == 0, "%s", bipo_last_error());
             CHECK((tok = bipo_tokenizer_load(mc->path)), "%s", bipo_last_error());
             tpl = bipo_chat_template_by_name(mp[J->model].template_name);
             CHECK(tpl, "%s", bipo_last_error());

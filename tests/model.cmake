@@ -12,3 +12,7 @@ set_tests_properties(model_errors_asan PROPERTIES LABELS "model;format")
 bipo_add_test(backward SOURCES ${BIPO_TEST_DIR}/test_backward.c)
 add_test(NAME backward COMMAND test_backward)
 set_tests_properties(backward PROPERTIES LABELS "unit;model")
+
+bipo_add_test(lora SOURCES ${BIPO_TEST_DIR}/test_lora.c)
+add_test(NAME lora COMMAND test_lora)
+set_tests_properties(lora PROPERTIES LABELS "unit;model")

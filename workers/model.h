@@ -57,6 +57,11 @@ typedef struct {
 // path: an HF directory (config.json + safetensors) or a .gguf file. 0, or -1 + bipo_last_error().
 int bipo_model_load(bipo_model *m, const char *path, const bipo_backend *be);
 void bipo_model_free(bipo_model *m);
+// Merges the PEFT LoRA adapter in folder dir into the weights (workers/lora.c) and changes the
+// fingerprint accordingly. 0, or -1 + bipo_set_error naming the file and tensor.
+int bipo_lora_merge(bipo_model *m, const char *dir);
+// The fingerprint bipo_lora_merge would give a model with fingerprint base (no weights needed).
+int bipo_lora_fingerprint(const char *base, const char *dir, char out[65]);
 // Reads the config and the tensor directory and checks every tensor, without loading weights:
 // cfg, fingerprint, source_dtype and n_params are set (no params; free with bipo_model_free).
 int bipo_model_probe(bipo_model *m, const char *path);
