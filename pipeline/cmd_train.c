@@ -18,8 +18,8 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     const char *cfg_path = argv[1];
-    bipo_run_opts o = {.backend = "auto", .stop_after_steps = -1};
-    long threads = 0, stop = -1, rpj = 0;
+    bipo_run_opts o = {.backend = "auto", .stop_after_steps = -1, .fail_on_rank = -1};
+    long threads = 0, stop = -1, rpj = 0, fail_rank = -1;
     int quiet = 0;
     arg_spec sp[] = {
         {"--output", ARG_STR, &o.output, 0, 0, 0},
@@ -29,12 +29,15 @@ int cmd_train(int argc, char **argv) {
         // for fault-injection tests: exit with status 3 after N optimizer steps
         {"--stop-after-steps", ARG_INT, &stop, 0, 1e12, 0},
         {"--ranks-per-job", ARG_INT, &rpj, 1, 1e6, 0},
+        // for fault tests: this rank fails with a fatal error when its first job starts
+        {"--fail-on-rank", ARG_INT, &fail_rank, 0, 1e6, 0},
     };
     if (args_parse("train", USAGE, sp, sizeof sp / sizeof sp[0], argc - 1, argv + 1) != 0) return 2;
     o.threads = (int)threads;
     o.quiet = quiet;
     o.stop_after_steps = stop;
     o.ranks_per_job = (int)rpj;
+    o.fail_on_rank = (int)fail_rank;
     // Rank 0 reads the config and broadcasts its text: every rank parses the same bytes (a
     // config edited while a job starts cannot split the ranks' plans).
     MPI_Init(NULL, NULL);

@@ -432,6 +432,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         if (have) blob_get_checkpoint(&jb, &ck);
         blob_free(&jb);
         if (job < 0) break;
+        if (o->fail_on_rank == w.rank) BIPO_FATAL("injected failure (--fail-on-rank %d)", w.rank);
         const bipo_job *J = &jobs[job];
         const bipo_model_cfg *mc = &c->models[J->model];
         if ((long)J->model != loaded) { // the group keeps one model's weights at a time

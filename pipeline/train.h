@@ -25,6 +25,7 @@ typedef struct {
     int quiet;            // no per-step lines
     long stop_after_steps; // testing: exit(3) after this many optimizer steps of a job (-1 off)
     int ranks_per_job;    // --ranks-per-job (0: the config's, else automatic)
+    int fail_on_rank;     // testing: this rank dies with a fatal error at its first job (-1 off)
 } bipo_run_opts;
 
 // ---- the pieces pipeline/sched.c puts together (pipeline/train.c) ----------------------------

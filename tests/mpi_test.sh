@@ -98,4 +98,9 @@ vec "$T/n.h5" "$T/p1" 1 positive
 check "nightly: existing vector untouched" cmp -s "$T/p0" "$T/p1"
 check "nightly: existing run is still the only one for its layer" test "$("$BIN" inspect "$T/n.h5" | awk '$2=="positive"' | wc -l)" -eq 1
 
+# 5) a fatal error on one rank ends the whole run (MPI_Abort), naming the rank, never a hang
+err=$(timeout 120 $MPI -np 2 "$BIN" train "$T/one.yaml" --output "$T/f.h5" --quiet --fail-on-rank 1 2>&1 >/dev/null); rc=$?
+check "failure on rank 1 ends the run (exit $rc, not a timeout)" test $rc -ne 0 -a $rc -ne 124
+check "the message names the rank, file, line and cause" grep -qE "\[rank 1\] .*sched\.c:bipo_train_all\(\):[0-9]+: injected failure" <<<"$err"
+
 summary mpi_test
