@@ -519,6 +519,15 @@ int main(void) {
         size_t nq[] = {24, 11}, nk[] = {24, 11};
         test_attention("smollm2-hd64", 2, nq, nk, 9, 3, 64, 0);
     }
+    {   // several query and key blocks of the CPU kernel (32 rows when every sequence is
+        // shorter than 256): a window crossing block edges, KV cache with several blocks
+        size_t nq[] = {150, 40}, nk[] = {150, 100};
+        test_attention("blocks-gqa2-kvcache-window20", 2, nq, nk, 4, 2, 8, 20);
+    }
+    {   // 64-row blocks (a sequence of >= 256 queries), a ragged last block of 4 rows
+        size_t nq[] = {260, 3}, nk[] = {260, 3};
+        test_attention("blocks-260", 2, nq, nk, 2, 1, 4, 0);
+    }
 
     test_swiglu(13, 4.0f);
     test_swiglu(100, 10.0f);
