@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bipo.h"    // defines: bipo_dp, bipo_example
@@ -50,6 +51,8 @@ typedef struct {
     char (*hash)[65];
     int *state;        // 0 pending, 1 running, 2 finished or skipped
     int leaders_left;  // other groups' leaders not yet told "no more jobs"
+    const char *hosts; // every rank's host, for provenance
+    char start_time[32];
     double t0;
     int failed;
 } plan_state;
@@ -62,15 +65,41 @@ static void plan_eta(plan_state *ps, char *buf, size_t n) {
     else bipo_fmt_duration(buf, n, el / (double)finished * (double)todo);
 }
 
+char *openblas_get_config(void);
+
+// The distinct host names of the ranks of comm, comma-separated (collective; malloc'd).
+static char *host_list(MPI_Comm comm) {
+    enum { HN = 64 };
+    int n;
+    MPI_Comm_size(comm, &n);
+    char me[HN] = "", *all = xcalloc((size_t)n, HN), *out = xcalloc((size_t)n, HN + 1);
+    gethostname(me, HN - 1);
+    MPI_Allgather(me, HN, MPI_CHAR, all, HN, MPI_CHAR, comm);
+    for (int i = 0; i < n; i++) {
+        const char *h = all + (size_t)i * HN;
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++) seen = !strncmp(h, all + (size_t)k * HN, HN);
+        if (!seen) strcat(strcat(out, *out ? "," : ""), h);
+    }
+    free(all);
+    return out;
+}
+
 static int ensure_store(plan_state *ps) {
     if (ps->store) return 0;
     ps->store = bipo_store_open(ps->out, BIPO_STORE_WRITE);
     if (!ps->store) return -1;
-    int n_ranks = 0;
+    int n_ranks = 0, len = 0;
     MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
-    char hosts[256] = "";
-    gethostname(hosts, sizeof hosts - 1);
-    bipo_attr prov[] = {BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
+    char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    MPI_Get_library_version(mpi_version, &len);
+    char *nl = strchr(mpi_version, '\n');
+    if (nl) *nl = 0;
+    const char *hosts = ps->hosts;
+    bipo_attr prov[] = {BIPO_ATTR_S("mpi_version", mpi_version),
+                        BIPO_ATTR_S("blas_config", openblas_get_config()),
+                        BIPO_ATTR_S("start_time_utc", ps->start_time),
+                        BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
                         BIPO_ATTR_S("bipo_version", BIPO_VERSION),
                         BIPO_ATTR_S("compiler", __VERSION__),
                         BIPO_ATTR_S("blas_core", bipo_blas_corename()),
@@ -367,6 +396,10 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
     ps.state = xcalloc(n_jobs ? n_jobs : 1, sizeof *ps.state);
     ps.leaders_left = w.n_groups - 1;
     ps.t0 = bipo_now();
+    char *world_hosts = host_list(MPI_COMM_WORLD), *group_hosts = host_list(w.gcomm);
+    ps.hosts = world_hosts;
+    time_t now = time(NULL);
+    strftime(ps.start_time, sizeof ps.start_time, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     if (w.rank == 0) {
         for (size_t i = 0; i < n_jobs; i++) {
             const bipo_job *jb = &jobs[i];
@@ -478,6 +511,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         j.template_name = tpl->name;
         j.system = system_of(mc);
         j.job_index = (size_t)job;
+        j.hosts = group_hosts;
         j.n_jobs = n_jobs;
         char hash[65];
         bipo_job_hash(c, model.fingerprint, tpl->name, system_of(mc), j.bc->name, j.data->hash, J->layer, hash);
@@ -505,6 +539,6 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
 #endif
     MPI_Comm_free(&w.gcomm);
     for (size_t b = 0; b < c->n_behaviors; b++) bipo_free_behavior(&bd[b]);
-    free(bd), free(mp), free(jobs), free(ps.hash), free(ps.state);
+    free(bd), free(mp), free(jobs), free(ps.hash), free(ps.state), free(world_hosts), free(group_hosts);
     return failed ? 1 : 0;
 }

@@ -264,8 +264,6 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
     // the finished run and the end of its checkpoint, in one transaction
     double elapsed = bipo_now() - t0;
     d.vector = t.v;
-    char hosts[256] = "";
-    gethostname(hosts, sizeof hosts - 1);
     char save_list[256] = "";
     for (size_t i = 0, k = 0; i < tc->n_save_epochs && k < sizeof save_list - 12; i++)
         k += (size_t)snprintf(save_list + k, sizeof save_list - k, "%s%zu", i ? "," : "", tc->save_epochs[i]);
@@ -286,7 +284,7 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
         BIPO_ATTR_S("system_prompt", j->system),    BIPO_ATTR_I("train_pairs", (int64_t)j->n_train),
         BIPO_ATTR_I("test_pairs", (int64_t)j->n_test),
         BIPO_ATTR_I("truncated_sequences", (int64_t)j->n_trunc),
-        BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION), BIPO_ATTR_S("hosts", hosts),
+        BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION), BIPO_ATTR_S("hosts", j->hosts ? j->hosts : ""),
         BIPO_ATTR_I("n_ranks", j->n_ranks),          BIPO_ATTR_D("elapsed_s", elapsed),
         BIPO_ATTR_S("config_path", c->path),        BIPO_ATTR_S("config_text_hash", c->config_hash),
     };

@@ -71,6 +71,7 @@ typedef struct {
     size_t n_train, n_test, n_trunc;
     const char *template_name, *system;
     size_t job_index, n_jobs;
+    const char *hosts;   // the group's hosts (provenance)
 } bipo_job_ctx;
 
 int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoint *ck);
