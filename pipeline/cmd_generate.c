@@ -253,6 +253,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (dec) bipo_decoder_flush(dec, stdout), bipo_decoder_free(dec);
     printf("\n");
+    fflush(stdout); // the timing line goes to stderr after the text
     double t2 = bipo_now();
     fprintf(stderr, "generate: prompt %zu tokens in %.0f ms (%.1f tok/s), %ld new tokens in %.0f ms "
                     "(%.1f tok/s), backend %s\n",
