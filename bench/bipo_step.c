@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
         }
         double dt = bipo_now() - s0;
         ms[s] = dt * 1e3;
-        double fl = bipo_trainer_step_flops(&t, t.last_tokens, 0);
+        double fl = bipo_trainer_step_flops(&t);
         if (s > 0) tok_sum += t.last_tokens, flop_sum += fl, time_sum += dt;
         json_t *rs = rsteps ? json_array_get(rsteps, (size_t)s) : NULL;
         double rl = rs ? json_number_value(json_object_get(rs, "loss")) : NAN;

@@ -126,7 +126,6 @@ static long dispatch(plan_state *ps, int group, long loaded, bipo_checkpoint *ck
                                 (int)jb->layer, ps->hash[i]};
             char run[BIPO_NAME_MAX];
             int found = bipo_store_find_run(ps->store, &key, run);
-            if (found == 0) found = 0;
             if (found < 0 || (found == 0 && (*have_ck = bipo_store_read_checkpoint(ps->store, &key, ck)) < 0)) {
                 fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
                 ps->failed = 1;

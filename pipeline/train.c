@@ -211,7 +211,7 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
         steps_here++;
         append_f(&d.loss, &d.n_steps, &cap_loss, (float)loss);
         if (steps_here > 1) ema = ema ? 0.9 * ema + 0.1 * dt : dt; // step 0 (warm-up) excluded
-        double flops = bipo_trainer_step_flops(&t, t.last_tokens, 0) / dt / 1e9;
+        double flops = bipo_trainer_step_flops(&t) / dt / 1e9;
         if (lead && j->sink->poll) j->sink->poll(j->sink);
         if (lead && !j->o->quiet && (t.step % tc->log_every == 0 || t.step == total)) {
             char eta[32];

@@ -356,6 +356,15 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     }
     loss /= div;
     t->last_tokens = p.N;
+    t->last_rows = p.M;
+    // average number of keys a row attends to (causal: a query sees the keys up to itself)
+    bipo_seqs sq = bipo_batch_seqs(&b);
+    double ctx = 0;
+    for (size_t a = 0; a < sq.S; a++) {
+        double nq = (double)(sq.q_off[a + 1] - sq.q_off[a]), nk = (double)(sq.k_off[a + 1] - sq.k_off[a]);
+        ctx += nq * (nk - nq / 2.0);
+    }
+    t->last_ctx = p.N ? ctx / (double)p.N : 0;
     if (grad) {
         float *dlp = xmalloc(p.M * sizeof(float));
         for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
@@ -499,11 +508,11 @@ double bipo_trainer_step_with(bipo_trainer *t, const size_t *idx, size_t B, int 
 
 int bipo_trainer_epoch_done(const bipo_trainer *t) { return t->pos == 0 && t->step > 0; }
 
-double bipo_trainer_step_flops(const bipo_trainer *t, size_t tokens, size_t scored_rows) {
+double bipo_trainer_step_flops(const bipo_trainer *t) {
     const bipo_config *c = &t->m->cfg;
     bipo_config upper = *c;
     upper.L = c->L - t->layer - 1; // layers above the hook
-    // forward + activation-only backward ~ 2x the forward (one input-gradient GEMM per GEMM;
-    // attention backward ~2x its forward is a small share at these lengths)
-    return 2.0 * bipo_model_forward_flops(&upper, tokens, 64.0, scored_rows);
+    // forward + activation-only backward ~ 2x the forward (one input-gradient GEMM per GEMM,
+    // the LM head's included; attention backward ~2x its forward is a small share here)
+    return 2.0 * bipo_model_forward_flops(&upper, t->last_tokens, t->last_ctx, t->last_rows);
 }

@@ -91,6 +91,8 @@ typedef struct {
     double last_loss, last_lr, last_grad_norm;
     int last_d;
     size_t last_tokens; // tokens processed by the last step (forward rows above L)
+    size_t last_rows;   // scored rows (LM head) of the last step
+    double last_ctx;    // average keys per row in its attention
     // backend work buffers
     bipo_acts acts;
     bipo_grads grads;
@@ -118,7 +120,8 @@ double bipo_trainer_eval(bipo_trainer *t, int test_set, int d);
 // The loss and dloss/dv of a given batch at a given v and d (for gradient tests).
 double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
                       float *grad);
-// FLOPs of one step (forward + activation backward of layers L+1..N-1 and the head).
-double bipo_trainer_step_flops(const bipo_trainer *t, size_t tokens, size_t scored_rows);
+// FLOPs of the last step on this rank (forward + activation-only backward of layers L+1..N-1
+// and of the LM head at the scored rows).
+double bipo_trainer_step_flops(const bipo_trainer *t);
 
 #endif
