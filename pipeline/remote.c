@@ -150,9 +150,9 @@ void msg_send(const bipo_blob *b, int dest, int tag, MPI_Comm comm) {
     CHECK(b->n < (size_t)1 << 31, "message of %zu bytes is too large", b->n);
     MPI_CHECK(MPI_Send(b->p, (int)b->n, MPI_BYTE, dest, tag, comm));
 }
-int msg_recv(bipo_blob *b, int tag, MPI_Comm comm) {
+int msg_recv(bipo_blob *b, int source, int tag, MPI_Comm comm) {
     MPI_Status st;
-    MPI_CHECK(MPI_Probe(MPI_ANY_SOURCE, tag, comm, &st));
+    MPI_CHECK(MPI_Probe(source, tag, comm, &st));
     int n;
     MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &n));
     blob_free(b);

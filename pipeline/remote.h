@@ -41,8 +41,9 @@ enum { MSG_REQUEST = 1, MSG_CHECKPOINT = 2, MSG_RESULT = 3 };
 #define BIPO_TAG_TO_ROOT 101
 #define BIPO_TAG_REPLY 102
 void msg_send(const bipo_blob *b, int dest, int tag, MPI_Comm comm);
-// Receives the next message with this tag from any rank into b; returns the source.
-int msg_recv(bipo_blob *b, int tag, MPI_Comm comm);
+// Receives the next message with this tag from source (MPI_ANY_SOURCE: any rank) into b;
+// returns the rank it came from.
+int msg_recv(bipo_blob *b, int source, int tag, MPI_Comm comm);
 int msg_pending(int tag, MPI_Comm comm); // a message is waiting (non-blocking)
 // Group broadcast of a blob from the group's rank 0.
 void blob_bcast(bipo_blob *b, MPI_Comm comm);

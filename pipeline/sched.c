@@ -188,7 +188,7 @@ static int write_result(plan_state *ps, const bipo_job_key *k, const bipo_model_
 static void serve(plan_state *ps, int wait) {
     bipo_blob b = {0};
     while (wait ? ps->leaders_left > 0 : msg_pending(BIPO_TAG_TO_ROOT, MPI_COMM_WORLD)) {
-        int src = msg_recv(&b, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
+        int src = msg_recv(&b, MPI_ANY_SOURCE, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
         uint64_t type = blob_get_u64(&b);
         if (type == MSG_REQUEST) {
             int group = (int)blob_get_u64(&b);
@@ -447,13 +447,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
                 blob_put_u64(&req, (uint64_t)(loaded + 1));
                 msg_send(&req, 0, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
                 blob_free(&req);
-                MPI_Status st;
-                int n;
-                MPI_Probe(0, BIPO_TAG_REPLY, MPI_COMM_WORLD, &st);
-                MPI_Get_count(&st, MPI_BYTE, &n);
-                jb.p = xmalloc((size_t)n + 1);
-                jb.n = jb.cap = (size_t)n;
-                MPI_Recv(jb.p, n, MPI_BYTE, 0, BIPO_TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                msg_recv(&jb, 0, BIPO_TAG_REPLY, MPI_COMM_WORLD);
             }
         }
         if (w.gsize > 1) blob_bcast(&jb, w.gcomm);
