@@ -3,6 +3,7 @@
 //
 //   bipo_step [--model PATH] [--data train.csv] [--layer 15] [--steps 10] [--threads 2]
 //             [--order order.json] [--ref result.json] [--peak GFLOPS] [--no-shared]
+//             [--backward-matmul fp32|bf16x3]
 //
 // --order replays the reference's batches and directions (bench/bipo_ref.py writes both
 // files: {"batch_size":4,"layer":15,"schedule_steps":S,"steps":[{"pairs":[...],"d":1},...]});
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     const char *model_path = defmodel, *data = "../shared/data/bipo/data/power-seeking/train.csv";
     const char *order_path = NULL, *ref_path = NULL;
     int layer = 15, steps = 10, threads = 2, shared = 1;
+    bipo_matmul_precision matmul = BIPO_MATMUL_FP32;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -55,6 +57,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--order")) order_path = v;
         else if (!strcmp(a, "--ref")) ref_path = v;
         else if (!strcmp(a, "--peak")) peak = atof(v);
+        else if (!strcmp(a, "--backward-matmul") && (!strcmp(v, "fp32") || !strcmp(v, "bf16x3")))
+            matmul = !strcmp(v, "fp32") ? BIPO_MATMUL_FP32 : BIPO_MATMUL_BF16X3;
         else { fprintf(stderr, "bipo_step: unknown option %s\n", a); return 2; }
         i++;
     }
@@ -103,6 +107,7 @@ int main(int argc, char **argv) {
     bipo_hparams hp;
     bipo_hparams_defaults(&hp); // the reference's: beta 0.1, lr 5e-4, warmup 100, cosine, ...
     hp.shared_prompt = shared;
+    hp.backward_matmul = matmul;
     // With a replayed order only the pairs it uses are cached (the cache build is a one-time
     // cost per pair, reported per pair and amortized below); indices are remapped.
     size_t n_use = pairs.n, *remap = NULL;
@@ -133,9 +138,13 @@ int main(int argc, char **argv) {
         json_t *S = json_object_get(order, "schedule_steps");
         if (json_is_integer(S)) t.total_steps = (size_t)json_integer_value(S);
     }
-    printf("bipo_step: %s, layer %d, %zu pairs (%s), batch %zu, %d threads, shared prompt %s, BLAS %s\n",
-           m.path, layer, pairs.n, data, hp.batch_size, threads, shared ? "on" : "off",
-           bipo_blas_corename());
+    int amx = m.be->set_matmul_precision &&
+              m.be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
+    if (m.be->set_matmul_precision) m.be->set_matmul_precision(BIPO_MATMUL_FP32);
+    printf("bipo_step: %s, layer %d, %zu pairs (%s), batch %zu, %d threads, shared prompt %s, BLAS %s, "
+           "backward GEMMs %s\n", m.path, layer, pairs.n, data, hp.batch_size, threads,
+           shared ? "on" : "off", bipo_blas_corename(),
+           matmul == BIPO_MATMUL_FP32 ? "fp32" : amx ? "bf16x3 (AMX)" : "fp32 (bf16x3 asked, no AMX here)");
     printf("one-time: load %.2f s; caches (h_L + reference log-probs) of %zu pairs %.2f s = %.3f s/pair, "
            "%.0f MB; for all %zu pairs ~%.0f s\n\n", t_load, n_use, t_init, init_per_pair,
            t.cache_used / 1048576.0, pairs.n, init_per_pair * (double)pairs.n);

@@ -35,6 +35,14 @@ typedef struct {
 // Number of floats the saved attention probabilities take: sum_s NH * nq_s * nk_s.
 size_t bipo_att_floats(const bipo_seqs *sq, size_t NH);
 
+// Arithmetic of the linear layers' GEMMs (matmul_forward/backward on registered weights).
+typedef enum {
+    BIPO_MATMUL_FP32 = 0, // fp32 products and sums
+    // each fp32 product from three bf16 products with fp32 sums (hi*hi + hi*lo + lo*hi, x = hi +
+    // lo): ~1e-6 relative to the terms instead of fp32's ~1e-7, on CPU matrix units (Intel AMX)
+    BIPO_MATMUL_BF16X3 = 1,
+} bipo_matmul_precision;
+
 typedef struct bipo_backend {
     const char *name; // "cpu" or "cuda"
 
@@ -46,6 +54,14 @@ typedef struct bipo_backend {
     void (*copy)(float *dst, const float *src, size_t n);          // backend -> backend
     void (*zero)(float *p, size_t n);
     void (*sync)(void);
+    // Frozen weights: [w, w + n) holds parameters that stay constant until released, so the
+    // backend may keep a transformed copy (the CPU backend packs W^T for its AVX-512 GEMM).
+    // Optional (NULL = nothing to do). Release before freeing or changing the weights.
+    void (*weights_register)(const float *w, size_t n);
+    void (*weights_release)(const float *w, size_t n);
+    // Sets the GEMM arithmetic for the calls that follow (process-wide); returns the one in
+    // effect: a precision the hardware lacks falls back to BIPO_MATMUL_FP32. Optional.
+    bipo_matmul_precision (*set_matmul_precision)(bipo_matmul_precision p);
 
     // ---- linear: out[N,OC] = inp[N,IC] @ w[OC,IC]^T ----
     void (*matmul_forward)(float *out, const float *inp, const float *w, size_t N, size_t IC,
@@ -122,6 +138,7 @@ int bipo_backend_cpu_threads(void);
 // on a CPU it does not know, re-executes the program once with OPENBLAS_CORETYPE set to the
 // best kernel the CPU supports (see kernels/cpu/blas_tune.c). Returns when nothing to do.
 void bipo_blas_tune(char **argv);
+
 const char *bipo_blas_corename(void); // the OpenBLAS kernel in use, for reports
 // The CUDA backend, or NULL when not compiled in or no usable GPU is present.
 const bipo_backend *bipo_backend_cuda(void);

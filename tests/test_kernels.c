@@ -134,6 +134,69 @@ static void test_matmul(size_t N, size_t IC, size_t OC) {
     be->free(dx_), be->free(dw), be->free(dy), be->free(dr), be->free(dinp);
 }
 
+// The GEMM paths for frozen weights (weights_register): the CPU backend's AVX-512 kernel on packed
+// W^T panels and its AMX bf16x3 kernel, against the double reference. Every dimension has a
+// ragged tail (rows not a multiple of 14/32, columns of 32, k of 32/384). bf16x3 is held to
+// 2e-5 of sum |a b| (its products are exact to ~2^-16: three bf16 products, the dropped terms
+// ~2^-17 each; measured ~1e-6), fp32 to 5e-7 sqrt(K) of it (float sums of K terms: a random
+// walk of roundings 6e-8; measured ~1e-7). Also: a released weight is not served from a stale
+// packed copy.
+#define F32_TOL 5e-7
+static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_precision prec) {
+    if (!be->weights_register || !be->set_matmul_precision) return;
+    if (be->set_matmul_precision(prec) != prec) { // this CPU lacks it: nothing to test
+        be->set_matmul_precision(BIPO_MATMUL_FP32);
+        return;
+    }
+    const char *tag = prec == BIPO_MATMUL_BF16X3 ? "bf16x3" : "fp32";
+    float *x = rnd(N * IC, 1), *w = rnd(OC * IC, 0.5f), *dyh = rnd(N * OC, 1);
+    float *dw = dev(w, OC * IC), *dx = dev(x, N * IC), *dy = dev(dyh, N * OC);
+    float *out = be->alloc(N * OC), *din = be->alloc(N * IC);
+    be->weights_register(dw, OC * IC);
+    for (int round = 0; round < 2; round++) {
+        be->matmul_forward(out, dx, dw, N, IC, OC);
+        be->matmul_backward(din, dy, dw, N, IC, OC, 0);
+        float *o = host(out, N * OC), *g = host(din, N * IC);
+        double worst_f = 0, worst_b = 0;
+        for (size_t n = 0; n < N; n++)
+            for (size_t c = 0; c < OC; c++) { // out = x w^T
+                double e = 0, mag = 0;
+                for (size_t i = 0; i < IC; i++)
+                    e += (double)x[n * IC + i] * w[c * IC + i], mag += fabs((double)x[n * IC + i] * w[c * IC + i]);
+                double tol = (prec == BIPO_MATMUL_BF16X3 ? 2e-5 : F32_TOL * sqrt((double)IC)) * mag + 1e-7;
+                if (fabs(o[n * OC + c] - e) / tol > worst_f) worst_f = fabs(o[n * OC + c] - e) / tol;
+            }
+        for (size_t n = 0; n < N; n++)
+            for (size_t i = 0; i < IC; i++) { // din = dy w
+                double e = 0, mag = 0;
+                for (size_t c = 0; c < OC; c++)
+                    e += (double)dyh[n * OC + c] * w[c * IC + i], mag += fabs((double)dyh[n * OC + c] * w[c * IC + i]);
+                double tol = (prec == BIPO_MATMUL_BF16X3 ? 2e-5 : F32_TOL * sqrt((double)OC)) * mag + 1e-7;
+                if (fabs(g[n * IC + i] - e) / tol > worst_b) worst_b = fabs(g[n * IC + i] - e) / tol;
+            }
+        EXPECT(worst_f <= 1.0, "registered matmul %s %zux%zux%zu round %d: forward error %.2f x tol", tag,
+               N, IC, OC, round, worst_f);
+        EXPECT(worst_b <= 1.0, "registered matmul %s %zux%zux%zu round %d: backward error %.2f x tol", tag,
+               N, IC, OC, round, worst_b);
+        // accumulate adds onto what is there
+        be->matmul_backward(din, dy, dw, N, IC, OC, 1);
+        float *g2 = host(din, N * IC);
+        for (size_t i = 0; i < N * IC; i++) g[i] *= 2;
+        tl_allclose("registered matmul accumulate", g2, g, N * IC, 1e-5, 1e-5);
+        free(o), free(g), free(g2);
+        // change the weight the way LoRA merging does (release, write, register): the next
+        // round must see the new values, not a packed copy of the old ones
+        be->weights_release(dw, OC * IC);
+        for (size_t i = 0; i < OC * IC; i++) w[i] = -2.0f * w[i] + 0.01f;
+        be->upload(dw, w, OC * IC);
+        be->weights_register(dw, OC * IC);
+    }
+    be->weights_release(dw, OC * IC);
+    be->set_matmul_precision(BIPO_MATMUL_FP32);
+    free(x), free(w), free(dyh);
+    be->free(dw), be->free(dx), be->free(dy), be->free(out), be->free(din);
+}
+
 // ---- rmsnorm -------------------------------------------------------------------------------
 typedef struct { size_t N, C; double eps; } rms_ctx;
 static void ref_rmsnorm(const void *vc, double *const *in, double *out) {
@@ -490,6 +553,18 @@ int main(void) {
     test_matmul(7, 13, 5);
     test_matmul(1, 1, 1);
     test_matmul(33, 64, 17);
+    for (int p = 0; p < 2; p++) {
+        bipo_matmul_precision prec = p ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
+        test_matmul_registered(37, 45, 70, prec);   // tails everywhere, two row blocks
+        test_matmul_registered(5, 40, 33, prec);    // few rows: the OpenBLAS path
+        test_matmul_registered(64, 800, 96, prec);  // K past one 384 / 256 block
+        test_matmul_registered(19, 24, 4200, prec); // a long K in the backward (OpenBLAS in fp32)
+    }
+    if (be->set_matmul_precision) {
+        int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
+        be->set_matmul_precision(BIPO_MATMUL_FP32);
+        printf("test_kernels: bf16x3 (AMX) GEMM %s on this CPU\n", amx ? "tested" : "not available, skipped");
+    }
 
     test_rmsnorm(7, 13, 1.0f);
     test_rmsnorm(3, 64, 20.0f);

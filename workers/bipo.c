@@ -369,7 +369,9 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
         float *dlp = xmalloc(p.M * sizeof(float));
         for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
         be->logprob_backward(t->dlogits, dlp, t->acts.logits, t->lse, p.targets, p.M, V);
+        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.backward_matmul);
         bipo_backward(m, &t->acts, &t->grads, &b, t->layer + 1, t->dlogits, p.rows, p.M);
+        if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
         be->zero(t->dvb, C);
         be->add_vector_backward(t->dvb, t->grads.dresid, (float)d, NULL, p.N, C);
         be->download(grad, t->dvb, C);

@@ -105,6 +105,9 @@ int bipo_lora_merge(bipo_model *m, const char *dir) {
     if (open_adapter(dir, &scale, &d, path, sizeof path) != 0) return -1;
     int rc = -1;
     size_t merged = 0;
+    // the weights change: drop any copy the backend made of them, register them again after
+    const bipo_backend *be = m->be;
+    if (be->weights_release) be->weights_release(m->params, m->n_params);
     const char *pre = "base_model.model.model.layers.";
     for (size_t i = 0; i < d.n; i++) {
         const char *name = d.t[i].name, *p = strstr(name, ".lora_A.weight");
@@ -154,6 +157,7 @@ int bipo_lora_merge(bipo_model *m, const char *dir) {
     fingerprint(m->fingerprint, scale, &d, m->fingerprint);
     rc = 0;
 out:
+    if (be->weights_register) be->weights_register(m->params, m->n_params);
     bipo_tensor_dir_free(&d);
     return rc;
 }

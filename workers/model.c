@@ -399,6 +399,7 @@ static int model_open(bipo_model *m, const char *path, const bipo_backend *be, i
     free(stage);
     free(stage2);
     if (c->tied) m->lm_head = m->wte;
+    if (be->weights_register) be->weights_register(m->params, total);
     rc = 0;
 out_t:
     free(src);
@@ -419,7 +420,10 @@ int bipo_model_probe(bipo_model *m, const char *path) {
 }
 
 void bipo_model_free(bipo_model *m) {
-    if (m->params) m->be->free(m->params);
+    if (m->params) {
+        if (m->be->weights_release) m->be->weights_release(m->params, m->n_params);
+        m->be->free(m->params);
+    }
     free(m->layers); // (a probe has layers but no params)
     m->params = NULL;
     m->layers = NULL;

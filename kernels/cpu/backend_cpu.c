@@ -84,6 +84,7 @@ static void cpu_matmul_forward(float *out, const float *inp, const float *w, siz
                                size_t OC) {
     if (N == 0 || OC == 0) return;
     if (IC == 0) { cpu_zero(out, N * OC); return; }
+    if (bipo_cpu_gemm_forward(out, inp, w, N, IC, OC)) return;
 #pragma omp parallel num_threads(bipo_cpu_nt)
     {
         size_t o0, no = col_slice(OC, omp_get_thread_num(), omp_get_num_threads(), &o0);
@@ -96,6 +97,7 @@ static void cpu_matmul_backward(float *dinp, const float *dout, const float *w, 
                                 size_t IC, size_t OC, int accumulate) {
     if (N == 0 || IC == 0) return;
     if (OC == 0) { if (!accumulate) cpu_zero(dinp, N * IC); return; }
+    if (bipo_cpu_gemm_backward(dinp, dout, w, N, IC, OC, accumulate)) return;
 #pragma omp parallel num_threads(bipo_cpu_nt)
     {
         size_t i0, ni = col_slice(IC, omp_get_thread_num(), omp_get_num_threads(), &i0);
@@ -313,6 +315,9 @@ static const bipo_backend cpu_backend = {
     .copy = cpu_memcpy,
     .zero = cpu_zero,
     .sync = cpu_sync,
+    .weights_register = bipo_cpu_gemm_register,
+    .weights_release = bipo_cpu_gemm_release,
+    .set_matmul_precision = bipo_cpu_set_matmul_precision,
     .matmul_forward = cpu_matmul_forward,
     .matmul_backward = cpu_matmul_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,

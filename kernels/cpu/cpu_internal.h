@@ -54,6 +54,31 @@ static inline float bipo_expf(float x) {
     return p * scale;
 }
 
+// ---- AVX-512 GEMMs with packed weights (gemm_avx512.c) ----
+// Row counts below this go to OpenBLAS (token-by-token decoding: a GEMV, memory-bound anyway).
+#define BIPO_CPU_GEMM_MIN_ROWS 8
+int bipo_cpu_gemm_available(void); // AVX-512 present and BIPO_GEMM != "blas"
+int bipo_cpu_gemm_enable(int on);   // tests and benchmarks: on/off; returns the new state
+// C[N, NC] (= or +=) A[N, K] @ B, B read as panels of 32 columns (see gemm_avx512.c).
+void bipo_cpu_gemm(float *C, size_t ldc, const float *A, size_t lda, const float *B,
+                   size_t pstride, size_t ldb, size_t N, size_t K, size_t NC, int accumulate);
+void bipo_cpu_gemm_register(const float *base, size_t n);
+void bipo_cpu_gemm_release(const float *base, size_t n);
+bipo_matmul_precision bipo_cpu_set_matmul_precision(bipo_matmul_precision p);
+// The matmul ops on this path; return 0 (nothing done) when it does not apply.
+int bipo_cpu_gemm_forward(float *out, const float *inp, const float *w, size_t N, size_t IC,
+                          size_t OC);
+int bipo_cpu_gemm_backward(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
+                           size_t OC, int accumulate);
+
+// ---- AMX bf16x3 (gemm_amx.c) ----
+int bipo_cpu_amx_available(void); // AMX-BF16 + AVX512-BF16 present and the OS grants tiles
+size_t bipo_amx_b_elems(size_t K, size_t NC);
+void bipo_amx_pack_b(uint16_t *hi, uint16_t *lo, const float *src, size_t sk, size_t sj,
+                     size_t K, size_t NC);
+void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const uint16_t *bhi,
+                   const uint16_t *blo, size_t N, size_t K, size_t NC, int accumulate);
+
 void bipo_cpu_attention_forward(float *out, float *att, const float *q, const float *k,
                                 const float *v, const bipo_seqs *sq, size_t NH, size_t NKV,
                                 size_t HD, size_t window);

@@ -1,0 +1,156 @@
+// bench/gemm.c — the linear layers' GEMMs of one BiPO step on SmolLM2-135M (C 576, FF 1536,
+// KV 192, V 49152), ours (kernels/cpu/gemm_avx512.c: packed weights, AVX-512) against OpenBLAS
+// (single-threaded calls on column slices, as the CPU backend used them before), through the
+// backend's own matmul ops.
+//
+//   gemm [--rows 400] [--head-rows 173] [--threads 2] [--peak GFLOPS] [--reps 20]
+//
+// rows: activations per step above the hook layer (bench/bipo_step prints ~350-700 per batch of
+// 4 pairs); head-rows: scored (response + EOS) rows that go through the LM head.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_internal.h" // defines: bipo_cpu_gemm_enable, bipo_cpu_gemm_register
+#include "kernels.h"          // defines: bipo_backend_cpu
+#include "util.h"             // defines: bipo_now
+
+typedef struct {
+    const char *name;
+    size_t IC, OC;
+    int head; // rows = head rows
+} shape;
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// max over 64 sampled outputs of |out - exact| / sum_k |a_k b_k| (the error relative to the
+// size of the terms, what rounding can be held to), exact in fp64
+static double max_rel_err(const float *out, const float *in, const float *w, size_t N, size_t IC,
+                          size_t OC, int bwd) {
+    size_t cols = bwd ? IC : OC, K = bwd ? OC : IC;
+    double worst = 0;
+    for (size_t s = 0; s < 64; s++) {
+        size_t r = (s * 7919) % N, c = (s * 104729) % cols;
+        double ex = 0, mag = 0;
+        for (size_t k = 0; k < K; k++) {
+            double a = in[r * K + k], b = bwd ? w[k * IC + c] : w[c * IC + k];
+            ex += a * b, mag += fabs(a * b);
+        }
+        double e = fabs(out[r * cols + c] - ex) / (mag > 0 ? mag : 1);
+        if (e > worst) worst = e;
+    }
+    return worst;
+}
+
+// variant 0 = OpenBLAS, 1 = ours fp32, 2 = ours bf16x3 (AMX)
+static void set_variant(const bipo_backend *be, int v) {
+    bipo_cpu_gemm_enable(v != 0);
+    be->set_matmul_precision(v == 2 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32);
+}
+
+static double run_once(const bipo_backend *be, int bwd, float *out, const float *in, const float *w,
+                       size_t N, size_t IC, size_t OC) {
+    double t0 = bipo_now();
+    if (bwd) be->matmul_backward(out, in, w, N, IC, OC, 0);
+    else be->matmul_forward(out, in, w, N, IC, OC);
+    return bipo_now() - t0;
+}
+
+// Median time of each variant, the variants interleaved call by call: this machine's speed
+// drifts by 2x over seconds (a shared VM), so back-to-back blocks would compare different moods.
+static void time_variants(const bipo_backend *be, int nv, int bwd, float *out, const float *in,
+                          const float *w, size_t N, size_t IC, size_t OC, int reps, double *med,
+                          double *err) {
+    double *t = malloc((size_t)reps * nv * sizeof(double));
+    for (int v = 0; v < nv; v++) { // first call packs the weight; then check the numbers
+        set_variant(be, v);
+        run_once(be, bwd, out, in, w, N, IC, OC);
+        err[v] = max_rel_err(out, in, w, N, IC, OC, bwd);
+    }
+    for (int r = 0; r < reps; r++)
+        for (int v = 0; v < nv; v++) {
+            set_variant(be, v);
+            t[v * reps + r] = run_once(be, bwd, out, in, w, N, IC, OC);
+        }
+    for (int v = 0; v < nv; v++) {
+        qsort(t + v * reps, reps, sizeof(double), cmp_d);
+        med[v] = t[v * reps + reps / 2];
+    }
+    set_variant(be, 1);
+    free(t);
+}
+
+int main(int argc, char **argv) {
+    bipo_blas_tune(argv);
+    size_t rows = 400, head_rows = 173;
+    int threads = 2, reps = 20;
+    double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--rows")) rows = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--head-rows")) head_rows = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--peak")) peak = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else { fprintf(stderr, "gemm: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (argc % 2 == 0) { fprintf(stderr, "gemm: %s needs a value\n", argv[argc - 1]); return 2; }
+    bipo_backend_cpu_set_threads(threads);
+    const bipo_backend *be = bipo_backend_cpu();
+    shape sh[] = {{"q/o proj", 576, 576, 0}, {"k/v proj", 576, 192, 0}, {"gate/up", 576, 1536, 0},
+                  {"down", 1536, 576, 0},    {"LM head", 576, 49152, 1}};
+    size_t ns = sizeof sh / sizeof sh[0], wmax = 0, amax = 0;
+    for (size_t s = 0; s < ns; s++) {
+        size_t n = sh[s].head ? head_rows : rows, big = sh[s].IC > sh[s].OC ? sh[s].IC : sh[s].OC;
+        if (sh[s].IC * sh[s].OC > wmax) wmax = sh[s].IC * sh[s].OC;
+        if (n * big > amax) amax = n * big;
+    }
+    float *w = be->alloc(wmax), *x = be->alloc(amax), *y = be->alloc(amax);
+    uint64_t st = 42;
+    for (size_t i = 0; i < wmax; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        w[i] = (float)((double)(st >> 40) / (double)(1ull << 24) - 0.5) * 0.1f;
+    }
+    for (size_t i = 0; i < amax; i++) x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    bipo_cpu_gemm_register(w, wmax);
+    int have = bipo_cpu_gemm_enable(1);
+    printf("gemm: %zu rows (%zu at the LM head), %d threads, ours %s\n\n", rows, head_rows,
+           threads, have ? "AVX-512 packed" : "unavailable (no AVX-512): both columns are OpenBLAS");
+    int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
+    be->set_matmul_precision(BIPO_MATMUL_FP32);
+    printf("| GEMM | dir | N x IC x OC | OpenBLAS ms | ours fp32 ms | speed-up | GFLOP/s | of peak (%.1f) "
+           "| bf16x3 ms | speed-up | max rel err fp32 / bf16x3 |\n", peak);
+    printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    double tot_blas = 0, tot_ours = 0, tot_flop = 0, tot_16 = 0;
+    for (size_t s = 0; s < ns; s++)
+        for (int bwd = 0; bwd < 2; bwd++) {
+            size_t N = sh[s].head ? head_rows : rows, IC = sh[s].IC, OC = sh[s].OC;
+            float *in = x, *out = y;
+            double flop = 2.0 * (double)N * (double)IC * (double)OC, med[3] = {0}, err[3] = {0};
+            // per step: q,o twice each... weight the table's totals by how often a layer calls it
+            int per = !strcmp(sh[s].name, "q/o proj") || !strcmp(sh[s].name, "k/v proj") ||
+                      !strcmp(sh[s].name, "gate/up") ? 2 : 1;
+            time_variants(be, amx ? 3 : 2, bwd, out, in, w, N, IC, OC, reps, med, err);
+            double tb = med[0], to = med[1], t16 = med[2], e32 = err[1], e16 = err[2];
+            tot_16 += per * (amx ? t16 : to);
+            tot_blas += per * tb, tot_ours += per * to, tot_flop += per * flop;
+            char b16[64] = "| | ", e16s[32] = "-";
+            if (t16 > 0) snprintf(e16s, sizeof e16s, "%.1e", e16);
+            if (t16 > 0) snprintf(b16, sizeof b16, "| %.3f | %.2fx ", t16 * 1e3, tb / t16);
+
+            printf("| %s | %s | %zu x %zu x %zu | %.3f | %.3f | %.2fx | %.1f | %.0f%% %s| %.1e / %s |\n",
+                   sh[s].name, bwd ? "bwd" : "fwd", N, IC, OC, tb * 1e3, to * 1e3, tb / to,
+                   flop / to * 1e-9, 100.0 * flop / to * 1e-9 / peak, b16, e32,
+                   e16s);
+        }
+    printf("| one layer's worth + head | | | %.2f | %.2f | %.2fx | %.1f | %.0f%% | %.2f | %.2fx | |\n",
+           tot_blas * 1e3, tot_ours * 1e3, tot_blas / tot_ours, tot_flop / tot_ours * 1e-9,
+           100.0 * tot_flop / tot_ours * 1e-9 / peak, tot_16 * 1e3, tot_blas / tot_16);
+    if (!amx) printf("(bf16x3 columns empty: this CPU has no AMX)\n");
+    bipo_cpu_gemm_release(w, wmax);
+    be->free(w), be->free(x), be->free(y);
+    return 0;
+}
