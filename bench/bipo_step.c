@@ -3,7 +3,8 @@
 //
 //   bipo_step [--model PATH] [--data train.csv] [--layer 15] [--steps 10] [--threads 2]
 //             [--order order.json] [--ref result.json] [--peak GFLOPS] [--no-shared]
-//             [--backward-matmul fp32|bf16x3]
+//             [--backward-matmul fp32|bf16x3] [--forward-matmul fp32|bf16x3]
+// (the library's defaults: backward bf16x3 where the CPU has AMX, forward fp32)
 //
 // --order replays the reference's batches and directions (bench/bipo_ref.py writes both
 // files: {"batch_size":4,"layer":15,"schedule_steps":S,"steps":[{"pairs":[...],"d":1},...]});
@@ -43,7 +44,7 @@ int main(int argc, char **argv) {
     const char *model_path = defmodel, *data = "../shared/data/bipo/data/power-seeking/train.csv";
     const char *order_path = NULL, *ref_path = NULL;
     int layer = 15, steps = 10, threads = 2, shared = 1;
-    bipo_matmul_precision matmul = BIPO_MATMUL_FP32;
+    bipo_matmul_precision matmul = BIPO_MATMUL_BF16X3, fmatmul = BIPO_MATMUL_FP32;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -59,6 +60,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--peak")) peak = atof(v);
         else if (!strcmp(a, "--backward-matmul") && (!strcmp(v, "fp32") || !strcmp(v, "bf16x3")))
             matmul = !strcmp(v, "fp32") ? BIPO_MATMUL_FP32 : BIPO_MATMUL_BF16X3;
+        else if (!strcmp(a, "--forward-matmul") && (!strcmp(v, "fp32") || !strcmp(v, "bf16x3")))
+            fmatmul = !strcmp(v, "fp32") ? BIPO_MATMUL_FP32 : BIPO_MATMUL_BF16X3;
         else { fprintf(stderr, "bipo_step: unknown option %s\n", a); return 2; }
         i++;
     }
@@ -108,6 +111,7 @@ int main(int argc, char **argv) {
     bipo_hparams_defaults(&hp); // the reference's: beta 0.1, lr 5e-4, warmup 100, cosine, ...
     hp.shared_prompt = shared;
     hp.backward_matmul = matmul;
+    hp.forward_matmul = fmatmul;
     // With a replayed order only the pairs it uses are cached (the cache build is a one-time
     // cost per pair, reported per pair and amortized below); indices are remapped.
     size_t n_use = pairs.n, *remap = NULL;
@@ -141,10 +145,11 @@ int main(int argc, char **argv) {
     int amx = m.be->set_matmul_precision &&
               m.be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
     if (m.be->set_matmul_precision) m.be->set_matmul_precision(BIPO_MATMUL_FP32);
+    const char *prec[2][2] = {{"fp32", "fp32 (bf16x3 asked, no AMX here)"}, {"fp32", "bf16x3 (AMX)"}};
     printf("bipo_step: %s, layer %d, %zu pairs (%s), batch %zu, %d threads, shared prompt %s, BLAS %s, "
-           "backward GEMMs %s\n", m.path, layer, pairs.n, data, hp.batch_size, threads,
-           shared ? "on" : "off", bipo_blas_corename(),
-           matmul == BIPO_MATMUL_FP32 ? "fp32" : amx ? "bf16x3 (AMX)" : "fp32 (bf16x3 asked, no AMX here)");
+           "step GEMMs: forward %s, backward %s\n", m.path, layer, pairs.n, data, hp.batch_size,
+           threads, shared ? "on" : "off", bipo_blas_corename(), prec[amx][fmatmul != BIPO_MATMUL_FP32],
+           prec[amx][matmul != BIPO_MATMUL_FP32]);
     printf("one-time: load %.2f s; caches (h_L + reference log-probs) of %zu pairs %.2f s = %.3f s/pair, "
            "%.0f MB; for all %zu pairs ~%.0f s\n\n", t_load, n_use, t_init, init_per_pair,
            t.cache_used / 1048576.0, pairs.n, init_per_pair * (double)pairs.n);

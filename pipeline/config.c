@@ -462,10 +462,11 @@ static int cmp_size(const void *a, const void *b) {
 }
 
 static int parse_train(ctx *x, yaml_node_t *m, bipo_train_cfg *t) {
-    static const char *K[N_TRAIN_FIELDS + 4];
+    static const char *K[N_TRAIN_FIELDS + 6];
     for (size_t i = 0; i < N_TRAIN_FIELDS; i++) K[i] = TRAIN_FIELDS[i].name;
     K[N_TRAIN_FIELDS] = "schedule", K[N_TRAIN_FIELDS + 1] = "save_epochs";
-    K[N_TRAIN_FIELDS + 2] = "adam_betas", K[N_TRAIN_FIELDS + 3] = NULL;
+    K[N_TRAIN_FIELDS + 2] = "adam_betas", K[N_TRAIN_FIELDS + 3] = "backward_matmul";
+    K[N_TRAIN_FIELDS + 4] = "forward_matmul", K[N_TRAIN_FIELDS + 5] = NULL;
     if (check_keys(x, m, "train", K)) return -1;
     yaml_node_t *v;
     for (size_t i = 0; i < N_TRAIN_FIELDS; i++) {
@@ -494,6 +495,15 @@ static int parse_train(ctx *x, yaml_node_t *m, bipo_train_cfg *t) {
     if ((v = get(x, m, "schedule"))) {
         if (read_choice(x, v, "train.schedule", SCHED, &s)) return -1;
         t->hp.schedule = s == 0 ? BIPO_SCHED_COSINE : s == 1 ? BIPO_SCHED_LINEAR : BIPO_SCHED_CONSTANT;
+    }
+    static const char *const MATMUL[] = {"bf16x3", "fp32", NULL};
+    if ((v = get(x, m, "backward_matmul"))) {
+        if (read_choice(x, v, "train.backward_matmul", MATMUL, &s)) return -1;
+        t->hp.backward_matmul = s == 0 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
+    }
+    if ((v = get(x, m, "forward_matmul"))) {
+        if (read_choice(x, v, "train.forward_matmul", MATMUL, &s)) return -1;
+        t->hp.forward_matmul = s == 0 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
     }
     char b[96];
     if ((v = get(x, m, "adam_betas"))) {

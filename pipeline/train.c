@@ -90,7 +90,8 @@ int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
 
 // The settings that determine a job's result: a rerun with the same hash skips the job, a
 // changed one writes a new run (the old one is kept). Performance-only settings (cache size,
-// threads, backend, ranks, shared_prompt) are not part of it, nor are other jobs of the config:
+// threads, backend, ranks, shared_prompt, forward/backward_matmul: they move results by rounding only)
+// are not part of it, nor are other jobs of the config:
 // adding a behavior to a nightly config leaves the existing jobs' hashes alone.
 void bipo_job_hash(const bipo_config_file *c, const char *fingerprint, const char *template_name,
                    const char *system, const char *behavior, const char *data_hash, size_t layer,
@@ -276,6 +277,8 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
         BIPO_ATTR_I("warmup_steps", (int64_t)tc->hp.warmup_steps),
         BIPO_ATTR_I("first_step_lr_zero", tc->hp.first_step_lr_zero),
         BIPO_ATTR_S("schedule", sched[tc->hp.schedule]),
+        BIPO_ATTR_S("forward_matmul", t.hp.forward_matmul == BIPO_MATMUL_BF16X3 ? "bf16x3" : "fp32"),
+        BIPO_ATTR_S("backward_matmul", t.hp.backward_matmul == BIPO_MATMUL_BF16X3 ? "bf16x3" : "fp32"),
         BIPO_ATTR_D("weight_decay", tc->hp.weight_decay),
         BIPO_ATTR_D("adam_beta1", tc->hp.adam_beta1), BIPO_ATTR_D("adam_beta2", tc->hp.adam_beta2),
         BIPO_ATTR_D("adam_eps", tc->hp.adam_eps),   BIPO_ATTR_D("grad_clip", tc->hp.grad_clip),

@@ -86,6 +86,14 @@ int main(void) {
     double l0 = bipo_loss_grad(&t, idx, 4, 1, v, g);
     EXPECT(fabs(l0 - log(2.0)) < 1e-6, "loss at v=0 is %.9f, expected log 2 = %.9f", l0, log(2.0));
     for (size_t i = 0; i < C; i++) v[i] = 0.2f * tl_randf();
+    // both GEMM precisions of the backward where this CPU has them (bf16x3 needs AMX); the
+    // forward (the loss, the finite differences) is fp32 in both
+    const bipo_backend *be = bipo_backend_cpu();
+    int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
+    be->set_matmul_precision(BIPO_MATMUL_FP32);
+    float *g32 = malloc(C * sizeof(float));
+    for (int prec = 0; prec < (amx ? 2 : 1); prec++) {
+    t.hp.backward_matmul = tu.hp.backward_matmul = prec ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
     double worst = 0;
     for (int d = -1; d <= 1; d += 2) {
         double lc = bipo_loss_grad(&t, idx, 4, d, v, g);
@@ -116,7 +124,20 @@ int main(void) {
             EXPECT(rel <= 1e-3, "d=%+d dir %d: analytic %.6g vs finite difference %.6g (rel %.2e)", d, k, an, fd, rel);
         }
     }
-    printf("   BiPO loss gradient vs finite differences: worst relative error %.2e (16 directions)\n", worst);
+    printf("   BiPO loss gradient vs finite differences, %s backward: worst relative error %.2e (16 directions)\n",
+           prec ? "bf16x3" : "fp32", worst);
+    // the bf16x3 gradient vs the fp32 one at the same point (d = +1, the last g computed)
+    if (prec == 0) memcpy(g32, g, C * sizeof(float));
+    else {
+        double dn = 0, gn = 0;
+        for (size_t i = 0; i < C; i++) dn += ((double)g[i] - g32[i]) * ((double)g[i] - g32[i]), gn += (double)g32[i] * g32[i];
+        printf("   bf16x3 vs fp32 backward: gradient relative difference %.2e\n", sqrt(dn / gn));
+        EXPECT(sqrt(dn) <= 1e-4 * sqrt(gn), "bf16x3 vs fp32 gradient differ by %.3g relative", sqrt(dn / gn));
+    }
+    }
+    free(g32);
+    if (!amx) printf("   bf16x3 backward not tested: this CPU has no AMX\n");
+    t.hp.backward_matmul = tu.hp.backward_matmul = hp.backward_matmul;
 
     // ---- training: deterministic, and it learns ----
     double pos0 = bipo_trainer_eval(&t, 1, +1), neg0 = bipo_trainer_eval(&t, 1, -1);

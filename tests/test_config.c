@@ -54,6 +54,8 @@ static const char *FULL =
     "  first_step_lr_zero: false\n"
     "  schedule: linear\n"
     "  schedule_epochs: 12\n"
+    "  backward_matmul: fp32\n"
+    "  forward_matmul: bf16x3\n"
     "  save_epochs: [10, 5, 5]\n"
     "  weight_decay: 0.0\n"
     "  adam_betas: [0.8, 0.99]\n"
@@ -100,7 +102,8 @@ static void check_full(const bipo_config_file *c, const char *dir) {
     EXPECT(t->hp.beta == 0.2 && t->hp.lr == 1.0e-3 && t->hp.epochs == 10 && t->hp.batch_size == 8,
            "beta/lr/epochs/batch %g %g %zu %zu", t->hp.beta, t->hp.lr, t->hp.epochs, t->hp.batch_size);
     EXPECT(t->hp.warmup_steps == 0 && t->hp.first_step_lr_zero == 0 && t->hp.schedule == BIPO_SCHED_LINEAR &&
-           t->hp.schedule_epochs == 12, "warmup/first_step/schedule");
+           t->hp.schedule_epochs == 12 && t->hp.backward_matmul == BIPO_MATMUL_FP32 &&
+           t->hp.forward_matmul == BIPO_MATMUL_BF16X3, "warmup/first_step/schedule/matmul");
     EXPECT(t->n_save_epochs == 2 && t->save_epochs[0] == 5 && t->save_epochs[1] == 10,
            "save_epochs sorted, deduplicated (%zu)", t->n_save_epochs);
     EXPECT(t->hp.weight_decay == 0.0 && t->hp.adam_beta1 == 0.8 && t->hp.adam_beta2 == 0.99 &&
@@ -158,7 +161,9 @@ static void test_defaults(void) {
     const bipo_train_cfg *t = &c.train;
     EXPECT(t->hp.beta == 0.1 && t->hp.lr == 5e-4 && t->hp.epochs == 20 && t->hp.batch_size == 4 &&
            t->hp.warmup_steps == 100 && t->hp.first_step_lr_zero == 1 &&
-           t->hp.schedule == BIPO_SCHED_COSINE && t->hp.schedule_epochs == 0, "train defaults 1");
+           t->hp.schedule == BIPO_SCHED_COSINE && t->hp.schedule_epochs == 0 &&
+           t->hp.backward_matmul == BIPO_MATMUL_BF16X3 && t->hp.forward_matmul == BIPO_MATMUL_FP32,
+           "train defaults 1");
     EXPECT(t->hp.weight_decay == 0.05 && t->hp.adam_beta1 == 0.9 && t->hp.adam_beta2 == 0.999 &&
            t->hp.adam_eps == 1e-8 && t->hp.grad_clip == 1.0 && t->hp.seed == 42 && t->max_length == 512 &&
            t->log_every == 1 && t->hp.shared_prompt == 1 && t->checkpoint_every == 0, "train defaults 2");
@@ -279,6 +284,7 @@ static void test_bad_inputs(void) {
     bad("adam_betas length", BASE_L "train: {adam_betas: [0.9]}\n", "run.yaml:4:21:", "train.adam_betas", "two numbers");
     bad("adam_beta2 = 1", BASE_L "train: {adam_betas: [0.9, 1.0]}\n", "run.yaml:4:27:", "train.adam_betas[1]", "[0, 1)");
     bad("bad schedule", BASE_L "train: {schedule: exponential}\n", "run.yaml:4:19:", "train.schedule", "cosine|linear|constant");
+    bad("bad backward_matmul", BASE_L "train: {backward_matmul: fp16}\n", "run.yaml:4:26:", "train.backward_matmul", "bf16x3|fp32");
     bad("bad bool", BASE_L "train: {first_step_lr_zero: maybe}\n", "run.yaml:4:29:", "train.first_step_lr_zero", "true or false");
     bad("negative grad_clip", BASE_L "train: {grad_clip: -1}\n", "run.yaml:4:20:", "train.grad_clip", ">= 0");
     bad("negative layer", BASE "layer: -1\n", "run.yaml:3:8:", "layer", "negative layer");

@@ -24,7 +24,7 @@ static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M,
     const bipo_config *c = &m->cfg;
     if (N <= g->cap_N && M <= g->cap_M && K <= g->cap_K) return;
     bipo_grads_free(g, be);
-    size_t capN = N > 16 ? N : 16, capM = M > 1 ? M : 1;
+    size_t capN = N > 16 ? N + N / 2 : 16, capM = M > 1 ? M + M / 2 : 1; // headroom: see acts_ensure
     size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
     g->cap_N = capN;
     g->cap_M = capM;
@@ -39,9 +39,9 @@ static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M,
     g->dact = be->alloc(capN * c->FF);
     g->dhead = be->alloc(capM * c->C);
     if (K > 0) {
-        g->cap_K = K;
-        g->dkg = be->alloc(K * KVD);
-        g->dvg = be->alloc(K * KVD);
+        g->cap_K = K + K / 2;
+        g->dkg = be->alloc(g->cap_K * KVD);
+        g->dvg = be->alloc(g->cap_K * KVD);
     }
 }
 

@@ -16,7 +16,8 @@ void bipo_hparams_defaults(bipo_hparams *hp) {
                          .batch_size = 4, .warmup_steps = 100, .first_step_lr_zero = 1,
                          .schedule = BIPO_SCHED_COSINE, .weight_decay = 0.05, .adam_beta1 = 0.9,
                          .adam_beta2 = 0.999, .adam_eps = 1e-8, .grad_clip = 1.0, .seed = 42,
-                         .cache_bytes = (size_t)2 << 30, .use_cache = 1, .shared_prompt = 1};
+                         .cache_bytes = (size_t)2 << 30, .use_cache = 1, .shared_prompt = 1,
+                         .forward_matmul = BIPO_MATMUL_FP32, .backward_matmul = BIPO_MATMUL_BF16X3};
 }
 
 void bipo_example_free(bipo_example *e) {
@@ -236,6 +237,14 @@ int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_h
     t->layer = layer;
     t->hp = *hp;
     if (t->hp.schedule_epochs == 0) t->hp.schedule_epochs = t->hp.epochs;
+    // the backward precision this machine gives (bf16x3 falls back to fp32 without AMX)
+    const bipo_backend *be = m->be;
+    if (be->set_matmul_precision) {
+        t->hp.forward_matmul = be->set_matmul_precision(t->hp.forward_matmul);
+        t->hp.backward_matmul = be->set_matmul_precision(t->hp.backward_matmul);
+        be->set_matmul_precision(BIPO_MATMUL_FP32);
+    } else
+        t->hp.forward_matmul = t->hp.backward_matmul = BIPO_MATMUL_FP32;
     t->train = train;
     t->test = test;
     t->n_train = n_train;
@@ -255,7 +264,6 @@ int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_h
     build_cache(t, train, n_train, t->ref_train, t->h_train);
     if (n_test) build_cache(t, test, n_test, t->ref_test, t->h_test);
     bipo_acts_init(&t->acts, 1);
-    const bipo_backend *be = m->be;
     t->vb = be->alloc(t->C);
     t->dvb = be->alloc(t->C);
     return 0;
@@ -284,8 +292,8 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
     size_t C = t->C;
     if (p->N > t->hbuf_cap) {
         if (t->hbuf) be->free(t->hbuf);
-        t->hbuf_cap = p->N;
-        t->hbuf = be->alloc(p->N * C);
+        t->hbuf_cap = p->N + p->N / 2; // headroom: see acts_ensure
+        t->hbuf = be->alloc(t->hbuf_cap * C);
     }
     bipo_acts lo;
     int have_lo = 0;
@@ -330,10 +338,10 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     fill_hidden(t, &p, ex, h, idx, B);
     if (p.M > t->row_cap) {
         if (t->lp) be->free(t->lp), be->free(t->lse), be->free(t->dlogits);
-        t->row_cap = p.M;
-        t->lp = be->alloc(p.M);
-        t->lse = be->alloc(p.M);
-        t->dlogits = be->alloc(p.M * V);
+        t->row_cap = p.M + p.M / 2; // headroom: see acts_ensure
+        t->lp = be->alloc(t->row_cap);
+        t->lse = be->alloc(t->row_cap);
+        t->dlogits = be->alloc(t->row_cap * V);
     }
     be->upload(t->vb, v, C);
     bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
@@ -371,7 +379,7 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
         be->logprob_backward(t->dlogits, dlp, t->acts.logits, t->lse, p.targets, p.M, V);
         if (be->set_matmul_precision) be->set_matmul_precision(t->hp.backward_matmul);
         bipo_backward(m, &t->acts, &t->grads, &b, t->layer + 1, t->dlogits, p.rows, p.M);
-        if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
+        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
         be->zero(t->dvb, C);
         be->add_vector_backward(t->dvb, t->grads.dresid, (float)d, NULL, p.N, C);
         be->download(grad, t->dvb, C);
@@ -407,7 +415,11 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
 
 double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
                       float *grad) {
-    return loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, (double)B, d, v, grad);
+    const bipo_backend *be = t->m->be; // the step's forward precision (eval stays fp32)
+    if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
+    double loss = loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, (double)B, d, v, grad);
+    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
+    return loss;
 }
 
 double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {

@@ -35,10 +35,11 @@ typedef struct {
     size_t cache_bytes;    // budget for cached h_L (host memory); past it h_L is recomputed
     int use_cache;         // 0: recompute h_L every step (for tests: must give the same numbers)
     int shared_prompt;     // 1: the prompt shared by target and opposite runs once per step
-    // GEMM arithmetic of the activation-only backward (the gradient of v); every forward (the
-    // loss, the caches, held-out evaluation) stays fp32. BIPO_MATMUL_BF16X3 falls back to fp32
-    // where the hardware lacks it (kernels.h).
-    bipo_matmul_precision backward_matmul;
+    // GEMM arithmetic of a training step: its forward above L (the loss: default fp32) and its
+    // activation-only backward (the gradient of v: default bf16x3, ~1e-6 relative). The caches
+    // and held-out evaluation always run in fp32. BIPO_MATMUL_BF16X3 falls back to fp32 where
+    // the hardware lacks it (kernels.h); bipo_trainer_init stores what is in effect.
+    bipo_matmul_precision forward_matmul, backward_matmul;
 } bipo_hparams;
 void bipo_hparams_defaults(bipo_hparams *hp);
 

@@ -60,7 +60,9 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
         int save = a->save;
         bipo_acts_free(a, be); // also drops the logit rows: reallocated below
         a->save = save;
-        size_t capN = N > 16 ? N : 16, capA = att > 256 ? att : 256;
+        // grow with headroom: batches of a job vary in size, and every regrowth reallocates
+        // (and the OS zero-fills) all the per-layer buffers
+        size_t capN = N > 16 ? N + N / 2 : 16, capA = att > 256 ? att + att / 2 : 256;
         a->L = c->L;
         a->first = first;
         a->cap_N = capN;
@@ -81,7 +83,7 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
             *per_layer[i].arr = arr;
         }
         if (K > 0) { // gathered k/v rows of the shared-prefix layout
-            size_t capK = K > 16 ? K : 16;
+            size_t capK = K > 16 ? K + K / 2 : 16;
             a->cap_K = capK;
             a->kg = alloc_ptrs(c->L);
             a->vg = alloc_ptrs(c->L);
@@ -98,7 +100,7 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
     }
     if (M > a->cap_M) {
         if (a->lnf) be->free(a->lnf), be->free(a->lnf_rstd), be->free(a->logits), be->free(a->head_in);
-        a->cap_M = M > 1 ? M : 1;
+        a->cap_M = M > 1 ? M + M / 2 : 1;
         a->lnf = be->alloc(a->cap_M * c->C);
         a->head_in = be->alloc(a->cap_M * c->C);
         a->lnf_rstd = be->alloc(a->cap_M);

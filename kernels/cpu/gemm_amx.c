@@ -29,7 +29,8 @@
 #include "util.h"         // defines: CHECK, xmalloc
 
 #define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
-#define KB_CHUNK 8   // k blocks (of 32) per pass: a 512 x 256 block of B hi+lo = 512 KiB (L2)
+int bipo_amx_kb_chunk = 8; // k blocks (of 32) per pass (a variable for tuning runs)
+#define KB_CHUNK bipo_amx_kb_chunk
 #define COL_CHUNK 256 // columns of C per pass (8 pairs of tiles)
 
 int bipo_cpu_amx_available(void) {
@@ -113,7 +114,7 @@ static void *grow(void *p, size_t *cap, size_t bytes) {
 AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const uint16_t *bhi,
                        const uint16_t *blo, size_t N, size_t K, size_t NC, int accumulate) {
     size_t Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkb = Kp / 32;
-    size_t npairs = (NC + 31) / 32;
+    size_t npairs = (NC + 31) / 32, full_pairs = NC / 32; // pairs of 16-column tiles
     // the caller's thread splits A once; the workers read it
     a_buf = grow(a_buf, &a_cap, 2 * Np * Kp * sizeof(uint16_t));
     uint16_t *ahi = a_buf, *alo = a_buf + Np * Kp;
@@ -144,10 +145,14 @@ AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const u
                     size_t k1 = k0 + KB_CHUNK < nkb ? k0 + KB_CHUNK : nkb;
                     for (size_t i = 0; i < Np; i += 32)
                         for (size_t q = q0; q < q1; q++) {
-                            // C tiles 0..3: rows i / i+16 x columns 32q / 32q+16
-                            float *c0 = cb + i * COL_CHUNK + (q - q0) * 32, *c1 = c0 + 16 * COL_CHUNK;
-                            const size_t cs = COL_CHUNK * sizeof(float);
-                            if (k0 == 0) {
+                            // C tiles 0..3: rows i / i+16 x columns 32q / 32q+16, accumulated
+                            // in C itself where the 32 x 32 block lies inside it, else in the
+                            // chunk buffer (copied out below)
+                            int inside = i + 32 <= N && q < full_pairs;
+                            float *c0 = inside ? C + i * ldc + q * 32 : cb + i * COL_CHUNK + (q - q0) * 32;
+                            const size_t cs = (inside ? ldc : COL_CHUNK) * sizeof(float);
+                            float *c1 = c0 + 16 * (cs / sizeof(float));
+                            if (k0 == 0 && !(inside && accumulate)) {
                                 _tile_zero(0);
                                 _tile_zero(1);
                                 _tile_zero(2);
@@ -192,15 +197,17 @@ AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const u
                             _tile_stored(3, c1 + 16, cs);
                         }
                 }
-                // the chunk is complete: into C (set or add) at the valid rows and columns
+                // the chunk is complete: its blocks that were not inside C go there (set or add)
                 size_t j0 = q0 * 32, w = (q1 * 32 < NC ? q1 * 32 : NC) - j0;
+                size_t jin = q1 <= full_pairs ? w : full_pairs > q0 ? (full_pairs - q0) * 32 : 0;
                 for (size_t r = 0; r < N; r++) {
+                    size_t ja = r < N / 32 * 32 ? jin : 0; // columns [ja, w) of row r are here
                     float *dst = C + r * ldc + j0;
                     const float *src = cb + r * COL_CHUNK;
                     if (accumulate)
-                        for (size_t j = 0; j < w; j++) dst[j] += src[j];
-                    else
-                        memcpy(dst, src, w * sizeof(float));
+                        for (size_t j = ja; j < w; j++) dst[j] += src[j];
+                    else if (ja < w)
+                        memcpy(dst + ja, src + ja, (w - ja) * sizeof(float));
                 }
             }
             _tile_release();
