@@ -3,8 +3,11 @@
 //
 //   bipo_step [--model PATH] [--data train.csv] [--layer 15] [--steps 10] [--threads 2]
 //             [--order order.json] [--ref result.json] [--peak GFLOPS] [--no-shared]
-//             [--backward-matmul fp32|bf16x3] [--forward-matmul fp32|bf16x3]
+//             [--backward-matmul fp32|bf16x3] [--forward-matmul fp32|bf16x3] [--repeats R]
 // (the library's defaults: backward bf16x3 where the CPU has AMX, forward fp32)
+// --repeats R runs the same steps R times from the same start (vector, optimizer state) and
+// takes each step's median time, as bench/bipo_ref.py --repeats does: this shared VM's speed
+// drifts by up to 2x over seconds, and a median of repeats keeps one slow moment out.
 //
 // --order replays the reference's batches and directions (bench/bipo_ref.py writes both
 // files: {"batch_size":4,"layer":15,"schedule_steps":S,"steps":[{"pairs":[...],"d":1},...]});
@@ -43,7 +46,7 @@ int main(int argc, char **argv) {
         snprintf(defmodel, sizeof defmodel, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", getenv("BIPO_CACHE"));
     const char *model_path = defmodel, *data = "../shared/data/bipo/data/power-seeking/train.csv";
     const char *order_path = NULL, *ref_path = NULL;
-    int layer = 15, steps = 10, threads = 2, shared = 1;
+    int layer = 15, steps = 10, threads = 2, shared = 1, repeats = 1;
     bipo_matmul_precision matmul = BIPO_MATMUL_BF16X3, fmatmul = BIPO_MATMUL_FP32;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     for (int i = 1; i < argc; i++) {
@@ -58,6 +61,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--order")) order_path = v;
         else if (!strcmp(a, "--ref")) ref_path = v;
         else if (!strcmp(a, "--peak")) peak = atof(v);
+        else if (!strcmp(a, "--repeats") && atoi(v) >= 1) repeats = atoi(v);
         else if (!strcmp(a, "--backward-matmul") && (!strcmp(v, "fp32") || !strcmp(v, "bf16x3")))
             matmul = !strcmp(v, "fp32") ? BIPO_MATMUL_FP32 : BIPO_MATMUL_BF16X3;
         else if (!strcmp(a, "--forward-matmul") && (!strcmp(v, "fp32") || !strcmp(v, "bf16x3")))
@@ -156,33 +160,58 @@ int main(int argc, char **argv) {
     printf("| step | d | loss | ref loss | |diff| | ms | ref ms | speed-up | tokens | GFLOP/s |\n");
     printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     double *ms = calloc((size_t)steps, sizeof(double)), *rms = calloc((size_t)steps, sizeof(double));
-    double maxdiff = 0, tok_sum = 0, flop_sum = 0, time_sum = 0;
-    size_t idx[64];
-    for (int s = 0; s < steps; s++) {
-        double loss;
-        double s0 = bipo_now();
-        if (osteps) {
-            json_t *st = json_array_get(osteps, (size_t)s), *pj = json_object_get(st, "pairs");
-            size_t B = json_array_size(pj);
-            for (size_t i = 0; i < B && i < 64; i++)
-                idx[i] = remap[(size_t)json_integer_value(json_array_get(pj, i))];
-            int d = (int)json_integer_value(json_object_get(st, "d"));
-            loss = bipo_trainer_step_with(&t, idx, B, d);
-        } else {
-            loss = bipo_trainer_step(&t);
+    double *rep = calloc((size_t)steps * repeats, sizeof(double)), *losses = calloc((size_t)steps, sizeof(double));
+    double maxdiff = 0, tok_sum = 0, flop_sum = 0, time_sum = 0, rep_spread = 0;
+    size_t idx[64], *tokens = calloc((size_t)steps, sizeof(size_t));
+    int *ds = calloc((size_t)steps, sizeof(int));
+    double *flops = calloc((size_t)steps, sizeof(double));
+    // the start every repeat goes back to
+    size_t C = t.C;
+    float *v0 = malloc(3 * C * sizeof(float));
+    memcpy(v0, t.v, C * sizeof(float)), memcpy(v0 + C, t.adam_m, C * sizeof(float));
+    memcpy(v0 + 2 * C, t.adam_v, C * sizeof(float));
+    uint64_t step0 = t.step, rng0 = t.rng;
+    size_t pos0 = t.pos, epoch0 = t.epoch;
+    for (int r = 0; r < repeats; r++) {
+        memcpy(t.v, v0, C * sizeof(float)), memcpy(t.adam_m, v0 + C, C * sizeof(float));
+        memcpy(t.adam_v, v0 + 2 * C, C * sizeof(float));
+        t.step = step0, t.rng = rng0, t.pos = pos0, t.epoch = epoch0;
+        for (int s = 0; s < steps; s++) {
+            double loss;
+            double s0 = bipo_now();
+            if (osteps) {
+                json_t *st = json_array_get(osteps, (size_t)s), *pj = json_object_get(st, "pairs");
+                size_t B = json_array_size(pj);
+                for (size_t i = 0; i < B && i < 64; i++)
+                    idx[i] = remap[(size_t)json_integer_value(json_array_get(pj, i))];
+                int d = (int)json_integer_value(json_object_get(st, "d"));
+                loss = bipo_trainer_step_with(&t, idx, B, d);
+            } else {
+                loss = bipo_trainer_step(&t);
+            }
+            rep[(size_t)s * repeats + r] = (bipo_now() - s0) * 1e3;
+            if (r == 0) losses[s] = loss, tokens[s] = t.last_tokens, ds[s] = t.last_d;
+            else if (fabs(loss - losses[s]) > rep_spread) rep_spread = fabs(loss - losses[s]);
+            flops[s] = bipo_trainer_step_flops(&t);
         }
-        double dt = bipo_now() - s0;
-        ms[s] = dt * 1e3;
-        double fl = bipo_trainer_step_flops(&t);
-        if (s > 0) tok_sum += t.last_tokens, flop_sum += fl, time_sum += dt;
+    }
+    for (int s = 0; s < steps; s++) {
+        double *rs_ms = rep + (size_t)s * repeats;
+        qsort(rs_ms, (size_t)repeats, sizeof(double), cmp_d);
+        ms[s] = rs_ms[repeats / 2];
+        double loss = losses[s], dt = ms[s] * 1e-3, fl = flops[s];
+        if (s > 0) tok_sum += tokens[s], flop_sum += fl, time_sum += dt;
         json_t *rs = rsteps ? json_array_get(rsteps, (size_t)s) : NULL;
         double rl = rs ? json_number_value(json_object_get(rs, "loss")) : NAN;
         rms[s] = rs ? json_number_value(json_object_get(rs, "ms")) : NAN;
         double diff = rs ? fabs(loss - rl) : NAN;
         if (rs && diff > maxdiff) maxdiff = diff;
         printf("| %d | %+d | %.5f | %.5f | %.1e | %.0f | %.0f | %.1fx | %zu | %.1f |\n", s + 1,
-               t.last_d, loss, rl, diff, ms[s], rms[s], rms[s] / ms[s], t.last_tokens, fl / dt / 1e9);
+               ds[s], loss, rl, diff, ms[s], rms[s], rms[s] / ms[s], tokens[s], fl / dt / 1e9);
     }
+    if (repeats > 1)
+        printf("\nper-step ms: median of %d repeats from the same start; losses identical across "
+               "repeats within %.1e\n", repeats, rep_spread);
     // medians exclude step 1 (warm-up), like the reference's timing
     int n = steps > 1 ? steps - 1 : steps;
     qsort(ms + (steps > 1), (size_t)n, sizeof(double), cmp_d);
@@ -213,7 +242,7 @@ int main(int argc, char **argv) {
     if (use != ex) free(use);
     free(remap);
     for (size_t i = 0; i < pairs.n; i++) bipo_example_free(&ex[i]);
-    free(ex), free(q), free(a), free(o), free(ms), free(rms);
+    free(ex), free(q), free(a), free(o), free(ms), free(rms), free(rep), free(losses), free(tokens), free(ds), free(flops), free(v0);
     bipo_pairs_free(&pairs);
     bipo_tokenizer_free(tok);
     bipo_model_free(&m);
