@@ -1,7 +1,7 @@
 // bench/gemm.c — the linear layers' GEMMs of one BiPO step on SmolLM2-135M (C 576, FF 1536,
-// KV 192, V 49152), ours (kernels/cpu/gemm_avx512.c: packed weights, AVX-512) against OpenBLAS
-// (single-threaded calls on column slices, as the CPU backend used them before), through the
-// backend's own matmul ops.
+// KV 192, V 49152): OpenBLAS fp32 (single-threaded calls on column slices, the CPU backend's
+// fp32 path) against bf16x3 on AMX (kernels/cpu/gemm_amx.c, weights packed once), through the
+// backend's own matmul ops, with each one's error against fp64.
 //
 //   gemm [--rows 400] [--head-rows 173] [--threads 2] [--peak GFLOPS] [--reps 20]
 //
@@ -12,14 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/cpu_internal.h" // defines: bipo_cpu_gemm_enable, bipo_cpu_gemm_register
-#include "kernels.h"          // defines: bipo_backend_cpu
+#include "kernels.h" // defines: bipo_backend_cpu, bipo_matmul_precision
 #include "util.h"             // defines: bipo_now
 
 typedef struct {
     const char *name;
     size_t IC, OC;
     int head; // rows = head rows
+    int per;  // calls per layer (q and o, k and v, gate and up share a shape)
 } shape;
 
 static int cmp_d(const void *a, const void *b) {
@@ -46,10 +46,9 @@ static double max_rel_err(const float *out, const float *in, const float *w, siz
     return worst;
 }
 
-// variant 0 = OpenBLAS, 1 = ours fp32, 2 = ours bf16x3 (AMX)
+// variant 0 = fp32 (OpenBLAS), 1 = bf16x3 (AMX)
 static void set_variant(const bipo_backend *be, int v) {
-    bipo_cpu_gemm_enable(v != 0);
-    be->set_matmul_precision(v == 2 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32);
+    be->set_matmul_precision(v ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32);
 }
 
 static double run_once(const bipo_backend *be, int bwd, float *out, const float *in, const float *w,
@@ -80,7 +79,7 @@ static void time_variants(const bipo_backend *be, int nv, int bwd, float *out, c
         qsort(t + v * reps, reps, sizeof(double), cmp_d);
         med[v] = t[v * reps + reps / 2];
     }
-    set_variant(be, 1);
+    set_variant(be, 0);
     free(t);
 }
 
@@ -100,8 +99,9 @@ int main(int argc, char **argv) {
     if (argc % 2 == 0) { fprintf(stderr, "gemm: %s needs a value\n", argv[argc - 1]); return 2; }
     bipo_backend_cpu_set_threads(threads);
     const bipo_backend *be = bipo_backend_cpu();
-    shape sh[] = {{"q/o proj", 576, 576, 0}, {"k/v proj", 576, 192, 0}, {"gate/up", 576, 1536, 0},
-                  {"down", 1536, 576, 0},    {"LM head", 576, 49152, 1}};
+    shape sh[] = {{"q/o proj", 576, 576, 0, 2}, {"k/v proj", 576, 192, 0, 2},
+                  {"gate/up", 576, 1536, 0, 2},  {"down", 1536, 576, 0, 1},
+                  {"LM head", 576, 49152, 1, 1}};
     size_t ns = sizeof sh / sizeof sh[0], wmax = 0, amax = 0;
     for (size_t s = 0; s < ns; s++) {
         size_t n = sh[s].head ? head_rows : rows, big = sh[s].IC > sh[s].OC ? sh[s].IC : sh[s].OC;
@@ -115,42 +115,39 @@ int main(int argc, char **argv) {
         w[i] = (float)((double)(st >> 40) / (double)(1ull << 24) - 0.5) * 0.1f;
     }
     for (size_t i = 0; i < amax; i++) x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    bipo_cpu_gemm_register(w, wmax);
-    int have = bipo_cpu_gemm_enable(1);
-    printf("gemm: %zu rows (%zu at the LM head), %d threads, ours %s\n\n", rows, head_rows,
-           threads, have ? "AVX-512 packed" : "unavailable (no AVX-512): both columns are OpenBLAS");
+    be->weights_register(w, wmax); // frozen weights, as a loaded model's
     int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
     be->set_matmul_precision(BIPO_MATMUL_FP32);
-    printf("| GEMM | dir | N x IC x OC | OpenBLAS ms | ours fp32 ms | speed-up | GFLOP/s | of peak (%.1f) "
-           "| bf16x3 ms | speed-up | max rel err fp32 / bf16x3 |\n", peak);
-    printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
-    double tot_blas = 0, tot_ours = 0, tot_flop = 0, tot_16 = 0;
+    printf("gemm: %zu rows (%zu at the LM head), %d threads, bf16x3 %s\n\n", rows, head_rows, threads,
+           amx ? "on AMX" : "unavailable (no AMX on this CPU): fp32 only");
+    printf("| GEMM | dir | N x IC x OC | fp32 ms | GFLOP/s | of peak (%.1f) | bf16x3 ms | speed-up "
+           "| max err fp32 / bf16x3 |\n", peak);
+    printf("|---|---|---|---:|---:|---:|---:|---:|---|\n");
+    double tot_32 = 0, tot_16 = 0, tot_flop = 0;
     for (size_t s = 0; s < ns; s++)
         for (int bwd = 0; bwd < 2; bwd++) {
             size_t N = sh[s].head ? head_rows : rows, IC = sh[s].IC, OC = sh[s].OC;
-            float *in = x, *out = y;
-            double flop = 2.0 * (double)N * (double)IC * (double)OC, med[3] = {0}, err[3] = {0};
-            // per step: q,o twice each... weight the table's totals by how often a layer calls it
-            int per = !strcmp(sh[s].name, "q/o proj") || !strcmp(sh[s].name, "k/v proj") ||
-                      !strcmp(sh[s].name, "gate/up") ? 2 : 1;
-            time_variants(be, amx ? 3 : 2, bwd, out, in, w, N, IC, OC, reps, med, err);
-            double tb = med[0], to = med[1], t16 = med[2], e32 = err[1], e16 = err[2];
-            tot_16 += per * (amx ? t16 : to);
-            tot_blas += per * tb, tot_ours += per * to, tot_flop += per * flop;
-            char b16[64] = "| | ", e16s[32] = "-";
-            if (t16 > 0) snprintf(e16s, sizeof e16s, "%.1e", e16);
-            if (t16 > 0) snprintf(b16, sizeof b16, "| %.3f | %.2fx ", t16 * 1e3, tb / t16);
-
-            printf("| %s | %s | %zu x %zu x %zu | %.3f | %.3f | %.2fx | %.1f | %.0f%% %s| %.1e / %s |\n",
-                   sh[s].name, bwd ? "bwd" : "fwd", N, IC, OC, tb * 1e3, to * 1e3, tb / to,
-                   flop / to * 1e-9, 100.0 * flop / to * 1e-9 / peak, b16, e32,
-                   e16s);
+            double flop = 2.0 * (double)N * (double)IC * (double)OC, med[2] = {0}, err[2] = {0};
+            // weight the totals by how often a layer calls the shape (q and o, k and v, gate and up)
+            int per = sh[s].per;
+            time_variants(be, amx ? 2 : 1, bwd, y, x, w, N, IC, OC, reps, med, err);
+            tot_32 += per * med[0], tot_16 += per * (amx ? med[1] : med[0]), tot_flop += per * flop;
+            char t16[48] = "-", sp[16] = "-", e16[16] = "-";
+            if (amx) {
+                snprintf(t16, sizeof t16, "%.3f", med[1] * 1e3);
+                snprintf(sp, sizeof sp, "%.2fx", med[0] / med[1]);
+                snprintf(e16, sizeof e16, "%.1e", err[1]);
+            }
+            printf("| %s | %s | %zu x %zu x %zu | %.3f | %.1f | %.0f%% | %s | %s | %.1e / %s |\n",
+                   sh[s].name, bwd ? "bwd" : "fwd", N, IC, OC, med[0] * 1e3, flop / med[0] * 1e-9,
+                   100.0 * flop / med[0] * 1e-9 / peak, t16, sp, err[0], e16);
         }
-    printf("| one layer's worth + head | | | %.2f | %.2f | %.2fx | %.1f | %.0f%% | %.2f | %.2fx | |\n",
-           tot_blas * 1e3, tot_ours * 1e3, tot_blas / tot_ours, tot_flop / tot_ours * 1e-9,
-           100.0 * tot_flop / tot_ours * 1e-9 / peak, tot_16 * 1e3, tot_blas / tot_16);
-    if (!amx) printf("(bf16x3 columns empty: this CPU has no AMX)\n");
-    bipo_cpu_gemm_release(w, wmax);
+    printf("| one layer + LM head, fwd + bwd | | | %.2f | %.1f | %.0f%% | %.2f | %.2fx | |\n",
+           tot_32 * 1e3, tot_flop / tot_32 * 1e-9, 100.0 * tot_flop / tot_32 * 1e-9 / peak,
+           tot_16 * 1e3, tot_32 / tot_16);
+    printf("(errors: max over 64 sampled outputs of |out - fp64| / sum_k |a_k b_k|; times: medians "
+           "of %d calls, the variants interleaved call by call)\n", reps);
+    be->weights_release(w, wmax);
     be->free(w), be->free(x), be->free(y);
     return 0;
 }

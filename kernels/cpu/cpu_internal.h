@@ -54,14 +54,9 @@ static inline float bipo_expf(float x) {
     return p * scale;
 }
 
-// ---- AVX-512 GEMMs with packed weights (gemm_avx512.c) ----
+// ---- GEMMs on registered (frozen) weights: gemm_packed.c dispatches, gemm_amx.c computes ----
 // Row counts below this go to OpenBLAS (token-by-token decoding: a GEMV, memory-bound anyway).
 #define BIPO_CPU_GEMM_MIN_ROWS 8
-int bipo_cpu_gemm_available(void); // AVX-512 present and BIPO_GEMM != "blas"
-int bipo_cpu_gemm_enable(int on);   // tests and benchmarks: on/off; returns the new state
-// C[N, NC] (= or +=) A[N, K] @ B, B read as panels of 32 columns (see gemm_avx512.c).
-void bipo_cpu_gemm(float *C, size_t ldc, const float *A, size_t lda, const float *B,
-                   size_t pstride, size_t ldb, size_t N, size_t K, size_t NC, int accumulate);
 void bipo_cpu_gemm_register(const float *base, size_t n);
 void bipo_cpu_gemm_release(const float *base, size_t n);
 bipo_matmul_precision bipo_cpu_set_matmul_precision(bipo_matmul_precision p);
