@@ -4,7 +4,7 @@
 //   bipo_step [--model PATH] [--data train.csv] [--layer 15] [--steps 10] [--threads 2]
 //             [--order order.json] [--ref result.json] [--peak GFLOPS] [--no-shared]
 //             [--backward-matmul fp32|bf16x3] [--forward-matmul fp32|bf16x3] [--repeats R]
-// (the library's defaults: backward bf16x3 where the CPU has AMX, forward fp32)
+// (default: the library's, bf16x3 for both where the CPU has AMX)
 // --repeats R runs the same steps R times from the same start (vector, optimizer state) and
 // takes each step's median time, as bench/bipo_ref.py --repeats does: this shared VM's speed
 // drifts by up to 2x over seconds, and a median of repeats keeps one slow moment out.
@@ -47,7 +47,9 @@ int main(int argc, char **argv) {
     const char *model_path = defmodel, *data = "../shared/data/bipo/data/power-seeking/train.csv";
     const char *order_path = NULL, *ref_path = NULL;
     int layer = 15, steps = 10, threads = 2, shared = 1, repeats = 1;
-    bipo_matmul_precision matmul = BIPO_MATMUL_BF16X3, fmatmul = BIPO_MATMUL_FP32;
+    bipo_hparams defaults;
+    bipo_hparams_defaults(&defaults);
+    bipo_matmul_precision matmul = defaults.backward_matmul, fmatmul = defaults.forward_matmul;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -121,6 +121,13 @@ typedef struct bipo_backend {
     void (*logprob_backward)(float *dlogits, const float *dlp, const float *logits,
                              const float *lse, const int *targets, size_t M, size_t V);
 
+    // The two above and the LM head's input gradient in one: dinp[M,IC] = dlogits @ w[V,IC] with
+    // dlogits = logprob_backward(dlp, logits, lse, targets); dlogits [M,V] is scratch the op may
+    // use (the CPU backend's bf16x3 path never writes it). dlp is HOST [M].
+    void (*logprob_matmul_backward)(float *dinp, float *dlogits, const float *dlp,
+                                    const float *logits, const float *lse, const int *targets,
+                                    const float *w, size_t M, size_t IC, size_t V);
+
     // ---- steering hook: h[N,C] += scale * v[C] on rows where mask[n] != 0 (mask NULL = all) --
     void (*add_vector_forward)(float *h, const float *v, float scale, const uint8_t *mask,
                                size_t N, size_t C);

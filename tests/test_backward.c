@@ -143,6 +143,28 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
     }
     printf("   %s (start layer %zu): worst relative error %.2e over 16 directions\n", label, start,
            worst);
+    // bipo_backward_logprob (the log-softmax gradient inside the LM head's GEMM where the
+    // backend can) gives the gradient of the two-step path: to rounding in fp32, to bf16x3's
+    // ~1e-5 where that precision exists (M = 16 rows takes the CPU backend's AMX path)
+    for (int prec = 0; prec < 2; prec++) {
+        bipo_matmul_precision want = prec ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
+        if (be->set_matmul_precision && be->set_matmul_precision(want) != want) continue;
+        if (!be->set_matmul_precision && prec) continue;
+        gradient(&p, v, 1.0f, dv); // two steps: logprob_backward, then bipo_backward
+        float *dl = be->alloc(p.M * s->V), *dvb = be->alloc(C), *dv2 = malloc(C * sizeof(float));
+        bipo_grads g = {0};
+        objective(&p, v, 1.0f);
+        bipo_backward_logprob(&m, &p.acts, &g, &p.b, start, p.w, p.lse, p.targets, dl, p.rows, p.M);
+        be->add_vector_backward(dvb, g.dresid, 1.0f, NULL, N, C);
+        be->download(dv2, dvb, C);
+        double dn = 0, gn = 0;
+        for (size_t i = 0; i < C; i++) dn += ((double)dv2[i] - dv[i]) * ((double)dv2[i] - dv[i]), gn += (double)dv[i] * dv[i];
+        EXPECT(sqrt(dn) <= (prec ? 1e-4 : 1e-6) * sqrt(gn), "%s %s: fused log-prob backward differs by %.2e relative",
+               label, prec ? "bf16x3" : "fp32", sqrt(dn / gn));
+        bipo_grads_free(&g, be);
+        be->free(dl), be->free(dvb), free(dv2);
+    }
+    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
     free(v), free(dv), free(u), free(vp), free(p.rows), free(p.targets), free(p.w);
     be->free(p.h_in), be->free(p.lp), be->free(p.lse);
     bipo_acts_free(&p.acts, be);

@@ -87,13 +87,16 @@ int main(void) {
     EXPECT(fabs(l0 - log(2.0)) < 1e-6, "loss at v=0 is %.9f, expected log 2 = %.9f", l0, log(2.0));
     for (size_t i = 0; i < C; i++) v[i] = 0.2f * tl_randf();
     // both GEMM precisions of the backward where this CPU has them (bf16x3 needs AMX); the
-    // forward (the loss, the finite differences) is fp32 in both
+    // forward (the loss, the finite differences) is fp32 in both: bf16x3 rounds each input to
+    // ~2^-17, a step function that finite differences would see as noise
     const bipo_backend *be = bipo_backend_cpu();
     int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
     be->set_matmul_precision(BIPO_MATMUL_FP32);
     float *g32 = malloc(C * sizeof(float));
+    bipo_matmul_precision fwd0 = t.hp.forward_matmul, bwd0 = t.hp.backward_matmul;
     for (int prec = 0; prec < (amx ? 2 : 1); prec++) {
     t.hp.backward_matmul = tu.hp.backward_matmul = prec ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
+    t.hp.forward_matmul = tu.hp.forward_matmul = BIPO_MATMUL_FP32;
     double worst = 0;
     for (int d = -1; d <= 1; d += 2) {
         double lc = bipo_loss_grad(&t, idx, 4, d, v, g);
@@ -137,7 +140,8 @@ int main(void) {
     }
     free(g32);
     if (!amx) printf("   bf16x3 backward not tested: this CPU has no AMX\n");
-    t.hp.backward_matmul = tu.hp.backward_matmul = hp.backward_matmul;
+    t.hp.backward_matmul = tu.hp.backward_matmul = bwd0; // back to the defaults in effect
+    t.hp.forward_matmul = tu.hp.forward_matmul = fwd0;
 
     // ---- training: deterministic, and it learns ----
     double pos0 = bipo_trainer_eval(&t, 1, +1), neg0 = bipo_trainer_eval(&t, 1, -1);

@@ -55,7 +55,7 @@ static const char *FULL =
     "  schedule: linear\n"
     "  schedule_epochs: 12\n"
     "  backward_matmul: fp32\n"
-    "  forward_matmul: bf16x3\n"
+    "  forward_matmul: fp32\n"
     "  save_epochs: [10, 5, 5]\n"
     "  weight_decay: 0.0\n"
     "  adam_betas: [0.8, 0.99]\n"
@@ -103,7 +103,7 @@ static void check_full(const bipo_config_file *c, const char *dir) {
            "beta/lr/epochs/batch %g %g %zu %zu", t->hp.beta, t->hp.lr, t->hp.epochs, t->hp.batch_size);
     EXPECT(t->hp.warmup_steps == 0 && t->hp.first_step_lr_zero == 0 && t->hp.schedule == BIPO_SCHED_LINEAR &&
            t->hp.schedule_epochs == 12 && t->hp.backward_matmul == BIPO_MATMUL_FP32 &&
-           t->hp.forward_matmul == BIPO_MATMUL_BF16X3, "warmup/first_step/schedule/matmul");
+           t->hp.forward_matmul == BIPO_MATMUL_FP32, "warmup/first_step/schedule/matmul");
     EXPECT(t->n_save_epochs == 2 && t->save_epochs[0] == 5 && t->save_epochs[1] == 10,
            "save_epochs sorted, deduplicated (%zu)", t->n_save_epochs);
     EXPECT(t->hp.weight_decay == 0.0 && t->hp.adam_beta1 == 0.8 && t->hp.adam_beta2 == 0.99 &&
@@ -162,7 +162,7 @@ static void test_defaults(void) {
     EXPECT(t->hp.beta == 0.1 && t->hp.lr == 5e-4 && t->hp.epochs == 20 && t->hp.batch_size == 4 &&
            t->hp.warmup_steps == 100 && t->hp.first_step_lr_zero == 1 &&
            t->hp.schedule == BIPO_SCHED_COSINE && t->hp.schedule_epochs == 0 &&
-           t->hp.backward_matmul == BIPO_MATMUL_BF16X3 && t->hp.forward_matmul == BIPO_MATMUL_FP32,
+           t->hp.backward_matmul == BIPO_MATMUL_BF16X3 && t->hp.forward_matmul == BIPO_MATMUL_BF16X3,
            "train defaults 1");
     EXPECT(t->hp.weight_decay == 0.05 && t->hp.adam_beta1 == 0.9 && t->hp.adam_beta2 == 0.999 &&
            t->hp.adam_eps == 1e-8 && t->hp.grad_clip == 1.0 && t->hp.seed == 42 && t->max_length == 512 &&

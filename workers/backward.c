@@ -80,15 +80,12 @@ static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l,
     be->rmsnorm_backward(g->dresid, g->dln, a->resid[l], w->attn_norm, a->ln1_rstd[l], N, c->C);
 }
 
-void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch *b, size_t start,
-                   const float *dlogits, const size_t *rows, size_t M) {
+// From d(objective)/d(head normed input) in g->dln [M, C] down to layer start.
+static void backward_from_head(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch *b,
+                               size_t start, const size_t *rows, size_t M) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
-    CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
     size_t N = b->off[b->S];
-    grads_ensure(g, m, N, M, b->kv_rows ? b->ak_off[b->AS] : 0);
-    // head: logits = rmsnorm(head_in) @ lm_head^T, head_in = resid[L][rows]
-    be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0);
     be->zero(g->dhead, M * c->C);
     be->rmsnorm_backward(g->dhead, g->dln, a->head_in, m->norm_f, a->lnf_rstd, M, c->C);
     be->zero(g->dresid, N * c->C);
@@ -98,4 +95,31 @@ void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch 
     int *pos = bipo_batch_positions(b);
     for (size_t l = c->L; l-- > start;) layer_backward(m, a, g, l, N, pos, &sq, b);
     free(pos);
+}
+
+void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch *b, size_t start,
+                   const float *dlogits, const size_t *rows, size_t M) {
+    const bipo_config *c = &m->cfg;
+    CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
+    grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
+    // head: logits = rmsnorm(head_in) @ lm_head^T, head_in = resid[L][rows]
+    m->be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0);
+    backward_from_head(m, a, g, b, start, rows, M);
+}
+
+void bipo_backward_logprob(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch *b,
+                           size_t start, const float *dlp, const float *lse, const int *targets,
+                           float *dlogits, const size_t *rows, size_t M) {
+    const bipo_backend *be = m->be;
+    const bipo_config *c = &m->cfg;
+    CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
+    grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
+    if (be->logprob_matmul_backward) {
+        be->logprob_matmul_backward(g->dln, dlogits, dlp, a->logits, lse, targets, m->lm_head, M,
+                                    c->C, c->V);
+    } else {
+        be->logprob_backward(dlogits, dlp, a->logits, lse, targets, M, c->V);
+        be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0);
+    }
+    backward_from_head(m, a, g, b, start, rows, M);
 }

@@ -17,7 +17,8 @@ void bipo_hparams_defaults(bipo_hparams *hp) {
                          .schedule = BIPO_SCHED_COSINE, .weight_decay = 0.05, .adam_beta1 = 0.9,
                          .adam_beta2 = 0.999, .adam_eps = 1e-8, .grad_clip = 1.0, .seed = 42,
                          .cache_bytes = (size_t)2 << 30, .use_cache = 1, .shared_prompt = 1,
-                         .forward_matmul = BIPO_MATMUL_FP32, .backward_matmul = BIPO_MATMUL_BF16X3};
+                         .forward_matmul = BIPO_MATMUL_BF16X3,
+                         .backward_matmul = BIPO_MATMUL_BF16X3};
 }
 
 void bipo_example_free(bipo_example *e) {
@@ -163,7 +164,12 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
         packed p;
         pack(&p, ex, idx, B, t->hp.shared_prompt);
         bipo_batch b = packed_batch(&p);
-        bipo_forward(m, &a, &b, NULL, p.rows, p.M, -1);
+        // layers 0..L in fp32 (h_L), the layers above L in the step's forward arithmetic, so
+        // that lp - ref at v = 0 is 0 whatever forward_matmul is
+        bipo_forward(m, &a, &b, NULL, NULL, 0, (int)t->layer);
+        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
+        bipo_forward_from(m, &a, &b, a.resid[t->layer + 1], t->layer + 1, NULL, p.rows, p.M);
+        if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
         if (p.M > lp_cap) {
             if (lp) be->free(lp), be->free(lse);
             lp = be->alloc(lp_cap = p.M);
@@ -344,6 +350,9 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
         t->dlogits = be->alloc(t->row_cap * V);
     }
     be->upload(t->vb, v, C);
+    // the layers above L run in forward_matmul here, in the reference log-probs and in
+    // held-out evaluation alike (build_cache); the backward in backward_matmul
+    if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
     bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
     bipo_batch b = packed_batch(&p);
     bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M);
@@ -376,15 +385,15 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     if (grad) {
         float *dlp = xmalloc(p.M * sizeof(float));
         for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
-        be->logprob_backward(t->dlogits, dlp, t->acts.logits, t->lse, p.targets, p.M, V);
         if (be->set_matmul_precision) be->set_matmul_precision(t->hp.backward_matmul);
-        bipo_backward(m, &t->acts, &t->grads, &b, t->layer + 1, t->dlogits, p.rows, p.M);
-        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
+        bipo_backward_logprob(m, &t->acts, &t->grads, &b, t->layer + 1, dlp, t->lse, p.targets,
+                              t->dlogits, p.rows, p.M);
         be->zero(t->dvb, C);
         be->add_vector_backward(t->dvb, t->grads.dresid, (float)d, NULL, p.N, C);
         be->download(grad, t->dvb, C);
         free(dlp);
     }
+    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
     free(lph), free(lps), free(dseq);
     packed_free(&p);
     return loss;
@@ -415,11 +424,7 @@ static double loss_grad(bipo_trainer *t, bipo_example *ex, float ***h, double (*
 
 double bipo_loss_grad(bipo_trainer *t, const size_t *idx, size_t B, int d, const float *v,
                       float *grad) {
-    const bipo_backend *be = t->m->be; // the step's forward precision (eval stays fp32)
-    if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
-    double loss = loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, (double)B, d, v, grad);
-    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
-    return loss;
+    return loss_grad(t, t->train, t->h_train, t->ref_train, idx, B, (double)B, d, v, grad);
 }
 
 double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {

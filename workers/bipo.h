@@ -35,10 +35,12 @@ typedef struct {
     size_t cache_bytes;    // budget for cached h_L (host memory); past it h_L is recomputed
     int use_cache;         // 0: recompute h_L every step (for tests: must give the same numbers)
     int shared_prompt;     // 1: the prompt shared by target and opposite runs once per step
-    // GEMM arithmetic of a training step: its forward above L (the loss: default fp32) and its
-    // activation-only backward (the gradient of v: default bf16x3, ~1e-6 relative). The caches
-    // and held-out evaluation always run in fp32. BIPO_MATMUL_BF16X3 falls back to fp32 where
-    // the hardware lacks it (kernels.h); bipo_trainer_init stores what is in effect.
+    // GEMM arithmetic of the layers above L and the LM head: forward_matmul for every forward
+    // there (the steps, the reference log-probs, held-out evaluation: so lp - ref is exactly 0
+    // at v = 0 in either), backward_matmul for the activation-only backward. Default bf16x3
+    // for both: ~1e-6 relative per GEMM, 1.3-1.7x faster GEMMs (bench/gemm). h_L (layers
+    // 0..L) is always fp32. BIPO_MATMUL_BF16X3 falls back to fp32 where the hardware lacks it
+    // (kernels.h); bipo_trainer_init stores what is in effect.
     bipo_matmul_precision forward_matmul, backward_matmul;
 } bipo_hparams;
 void bipo_hparams_defaults(bipo_hparams *hp);

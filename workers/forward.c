@@ -220,7 +220,7 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
     bipo_seqs sq = bipo_batch_seqs(b);
     CHECK(start <= c->L, "start layer %zu > %zu layers", start, c->L);
     acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start, batch_nk(b));
-    m->be->copy(a->resid[start], h_in, N * c->C);
+    if (a->resid[start] != h_in) m->be->copy(a->resid[start], h_in, N * c->C);
     if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
     run_layers(m, a, b, start, c->L, hook, rows, M);
 }

@@ -172,6 +172,13 @@ void bipo_grads_free(bipo_grads *g, const bipo_backend *be);
 // On return g->dresid [N, C] holds d(objective)/d(hidden_states[start]) (after the hook).
 void bipo_backward(bipo_model *m, bipo_acts *acts, bipo_grads *g, const bipo_batch *b,
                    size_t start, const float *dlogits, const size_t *rows, size_t M);
+// The same from the gradient of the scored log-probs, dlp (HOST [M]), with lse [M] and the
+// targets of the forward's logprob_forward: dlogits = dlp (onehot - softmax) is made inside
+// the head's GEMM where the backend can (be->logprob_matmul_backward); dlogits [M, V] is
+// backend scratch for when it cannot.
+void bipo_backward_logprob(bipo_model *m, bipo_acts *acts, bipo_grads *g, const bipo_batch *b,
+                           size_t start, const float *dlp, const float *lse, const int *targets,
+                           float *dlogits, const size_t *rows, size_t M);
 
 // ---- generation with a KV cache (one sequence) ----
 typedef struct {

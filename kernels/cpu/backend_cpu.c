@@ -274,6 +274,14 @@ static void cpu_logprob_backward(float *dlogits, const float *dlp, const float *
     }
 }
 
+static void cpu_logprob_matmul_backward(float *dinp, float *dlogits, const float *dlp,
+                                        const float *logits, const float *lse, const int *targets,
+                                        const float *w, size_t M, size_t IC, size_t V) {
+    if (bipo_cpu_gemm_logprob_backward(dinp, dlp, logits, lse, targets, w, M, IC, V)) return;
+    cpu_logprob_backward(dlogits, dlp, logits, lse, targets, M, V);
+    cpu_matmul_backward(dinp, dlogits, w, M, IC, V, 0);
+}
+
 // ---- steering hook -------------------------------------------------------------------------
 static void cpu_add_vector_forward(float *h, const float *v, float scale, const uint8_t *mask,
                                    size_t N, size_t C) {
@@ -335,6 +343,7 @@ static const bipo_backend cpu_backend = {
     .scatter_add_rows = cpu_scatter_add_rows,
     .logprob_forward = cpu_logprob_forward,
     .logprob_backward = cpu_logprob_backward,
+    .logprob_matmul_backward = cpu_logprob_matmul_backward,
     .add_vector_forward = cpu_add_vector_forward,
     .add_vector_backward = cpu_add_vector_backward,
 };

@@ -65,14 +65,24 @@ int bipo_cpu_gemm_forward(float *out, const float *inp, const float *w, size_t N
                           size_t OC);
 int bipo_cpu_gemm_backward(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
                            size_t OC, int accumulate);
+int bipo_cpu_gemm_logprob_backward(float *dinp, const float *dlp, const float *logits,
+                                   const float *lse, const int *targets, const float *w, size_t M,
+                                   size_t IC, size_t V);
 
 // ---- AMX bf16x3 (gemm_amx.c) ----
 int bipo_cpu_amx_available(void); // AMX-BF16 + AVX512-BF16 present and the OS grants tiles
 size_t bipo_amx_b_elems(size_t K, size_t NC);
 void bipo_amx_pack_b(uint16_t *hi, uint16_t *lo, const float *src, size_t sk, size_t sj,
                      size_t K, size_t NC);
+// With sg, A holds logits and the GEMM's left operand is their log-prob gradient
+// dlp[r] * (onehot(targets[r]) - exp(A[r] - lse[r])), made while splitting (K = vocabulary).
+typedef struct {
+    const float *dlp, *lse; // [N] host
+    const int *targets;     // [N]
+} bipo_amx_softmax_grad;
 void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const uint16_t *bhi,
-                   const uint16_t *blo, size_t N, size_t K, size_t NC, int accumulate);
+                   const uint16_t *blo, size_t N, size_t K, size_t NC, int accumulate,
+                   const bipo_amx_softmax_grad *sg);
 
 void bipo_cpu_attention_forward(float *out, float *att, const float *q, const float *k,
                                 const float *v, const bipo_seqs *sq, size_t NH, size_t NKV,

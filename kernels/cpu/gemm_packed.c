@@ -133,21 +133,28 @@ done:
 
 // AMX bf16x3 for out[N, NC] (+)= inp[N, K] @ B when that precision is on and w is registered.
 static int amx_gemm(float *out, const float *inp, const float *w, size_t N, size_t OC, size_t IC,
-                    int bwd, int accumulate) {
+                    int bwd, int accumulate, const bipo_amx_softmax_grad *sg) {
     if (mm_prec != BIPO_MATMUL_BF16X3) return 0;
     const uint16_t *pk = packed_for(w, OC, IC, bwd ? PACK_BWD_AMX : PACK_FWD_AMX);
     if (!pk) return 0;
     size_t K = bwd ? OC : IC, NC = bwd ? IC : OC;
-    bipo_amx_gemm(out, NC, inp, K, pk, pk + bipo_amx_b_elems(K, NC), N, K, NC, accumulate);
+    bipo_amx_gemm(out, NC, inp, K, pk, pk + bipo_amx_b_elems(K, NC), N, K, NC, accumulate, sg);
     return 1;
 }
 
 int bipo_cpu_gemm_forward(float *out, const float *inp, const float *w, size_t N, size_t IC,
                           size_t OC) {
-    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(out, inp, w, N, OC, IC, 0, 0);
+    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(out, inp, w, N, OC, IC, 0, 0, NULL);
 }
 
 int bipo_cpu_gemm_backward(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
                            size_t OC, int accumulate) {
-    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, dout, w, N, OC, IC, 1, accumulate);
+    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, dout, w, N, OC, IC, 1, accumulate, NULL);
+}
+
+int bipo_cpu_gemm_logprob_backward(float *dinp, const float *dlp, const float *logits,
+                                   const float *lse, const int *targets, const float *w, size_t M,
+                                   size_t IC, size_t V) {
+    bipo_amx_softmax_grad sg = {dlp, lse, targets};
+    return M >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, logits, w, M, V, IC, 1, 0, &sg);
 }
