@@ -14,7 +14,7 @@
 // (jb, kb) covers columns [16 jb, 16 jb + 16) and k in [32 kb, 32 kb + 32); its row r holds, for
 // each column c, the pair B(32 kb + 2r, j), B(32 kb + 2r + 1, j). A is split on every call.
 // Register tiles: C 0..3 (32 rows x 32 columns of C: four independent accumulation chains),
-// A (two row blocks), B (two column blocks); A hi is loaded twice per k block (hi*hi, hi*lo).
+// A (two row blocks), B (two column blocks).
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -179,10 +179,18 @@ AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const u
                             const uint16_t *bl0 = blo + (2 * q) * nkb * 512, *bl1 = bl0 + nkb * 512;
                             const uint16_t *ah = ahi + i * Kp, *al = alo + i * Kp;
                             const size_t a16 = 16 * Kp; // the next row block
+                            // per k block: hi x lo, hi x hi, lo x hi, ordered so that each
+                            // step changes one operand: 8 tile loads for 12 products
                             for (size_t kb = k0; kb < k1; kb++) {
-                                _tile_loadd(4, ah + kb * 512, 64); // hi x hi
+                                _tile_loadd(4, ah + kb * 512, 64); // hi x lo
                                 _tile_loadd(5, ah + a16 + kb * 512, 64);
-                                _tile_loadd(6, bh0 + kb * 512, 64);
+                                _tile_loadd(6, bl0 + kb * 512, 64);
+                                _tile_loadd(7, bl1 + kb * 512, 64);
+                                _tile_dpbf16ps(0, 4, 6);
+                                _tile_dpbf16ps(1, 4, 7);
+                                _tile_dpbf16ps(2, 5, 6);
+                                _tile_dpbf16ps(3, 5, 7);
+                                _tile_loadd(6, bh0 + kb * 512, 64); // hi x hi
                                 _tile_loadd(7, bh1 + kb * 512, 64);
                                 _tile_dpbf16ps(0, 4, 6);
                                 _tile_dpbf16ps(1, 4, 7);
@@ -190,14 +198,6 @@ AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const u
                                 _tile_dpbf16ps(3, 5, 7);
                                 _tile_loadd(4, al + kb * 512, 64); // lo x hi
                                 _tile_loadd(5, al + a16 + kb * 512, 64);
-                                _tile_dpbf16ps(0, 4, 6);
-                                _tile_dpbf16ps(1, 4, 7);
-                                _tile_dpbf16ps(2, 5, 6);
-                                _tile_dpbf16ps(3, 5, 7);
-                                _tile_loadd(4, ah + kb * 512, 64); // hi x lo
-                                _tile_loadd(5, ah + a16 + kb * 512, 64);
-                                _tile_loadd(6, bl0 + kb * 512, 64);
-                                _tile_loadd(7, bl1 + kb * 512, 64);
                                 _tile_dpbf16ps(0, 4, 6);
                                 _tile_dpbf16ps(1, 4, 7);
                                 _tile_dpbf16ps(2, 5, 6);
