@@ -146,6 +146,25 @@ static void cpu_rmsnorm_backward(float *dinp, const float *dout, const float *in
 // Angles as HF computes them, so numbers agree with PyTorch: inv_freq[i] = 1/theta^(2i/HD)
 // in float32, angle = (float)pos * inv_freq[i] in float32; cos/sin of that float angle are
 // evaluated in double and rounded once (torch's float32 cos/sin are accurate to ~1 ulp).
+// The angles depend on (position, i) only and every layer of a forward reuses them: a table of
+// cos/sin by position (per host thread, grown to the largest position seen) replaces ~N*HD/2
+// sincos calls per op. Positions past ROPE_TABLE_MAX are computed directly.
+#define ROPE_TABLE_MAX 65536
+typedef struct {
+    float theta;
+    size_t HD, npos; // cos/sin of positions [0, npos)
+    float *cs, *sn;  // [npos][HD/2]
+} rope_table;
+static _Thread_local rope_table rope_tab;
+
+static void rope_angles(float *cs, float *sn, int p, const float *inv_freq, size_t half) {
+    for (size_t i = 0; i < half; i++) {
+        const float ang = (float)p * inv_freq[i];
+        cs[i] = (float)cos((double)ang);
+        sn[i] = (float)sin((double)ang);
+    }
+}
+
 // sign = +1: x <- R x;  sign = -1: x <- R^T x.
 static void rope_apply(float *x, const int *pos, size_t N, size_t H, size_t HD, float theta,
                        float sign) {
@@ -154,21 +173,43 @@ static void rope_apply(float *x, const int *pos, size_t N, size_t H, size_t HD, 
     float inv_freq[2048];
     for (size_t i = 0; i < half; i++)
         inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)HD);
+    int maxpos = 0;
+    for (size_t n = 0; n < N; n++) {
+        CHECK(pos[n] >= 0, "rope: negative position %d", pos[n]);
+        if (pos[n] > maxpos) maxpos = pos[n];
+    }
+    rope_table *t = &rope_tab;
+    if (t->theta != theta || t->HD != HD) { // another model: start over
+        free(t->cs), free(t->sn);
+        *t = (rope_table){theta, HD, 0, NULL, NULL};
+    }
+    size_t want = (size_t)maxpos + 1 < ROPE_TABLE_MAX ? (size_t)maxpos + 1 : ROPE_TABLE_MAX;
+    if (want > t->npos) {
+        size_t np = want < 2 * t->npos ? 2 * t->npos : want;
+        np = np < ROPE_TABLE_MAX ? np : ROPE_TABLE_MAX;
+        t->cs = xrealloc(t->cs, np * half * sizeof(float));
+        t->sn = xrealloc(t->sn, np * half * sizeof(float));
+        for (size_t p = t->npos; p < np; p++)
+            rope_angles(t->cs + p * half, t->sn + p * half, (int)p, inv_freq, half);
+        t->npos = np;
+    }
+    const float *tcs = t->cs, *tsn = t->sn;
+    const size_t npos = t->npos;
 #pragma omp parallel for num_threads(bipo_cpu_nt) if (N * H * HD >= PAR_MIN) schedule(static)
     for (size_t n = 0; n < N; n++) {
-        float cs[2048], sn[2048];
-        for (size_t i = 0; i < half; i++) {
-            const float ang = (float)pos[n] * inv_freq[i];
-            cs[i] = (float)cos((double)ang);
-            sn[i] = sign * (float)sin((double)ang);
+        float cbuf[2048], sbuf[2048];
+        const float *cs = tcs + (size_t)pos[n] * half, *sn = tsn + (size_t)pos[n] * half;
+        if ((size_t)pos[n] >= npos) {
+            rope_angles(cbuf, sbuf, pos[n], inv_freq, half);
+            cs = cbuf, sn = sbuf;
         }
         for (size_t h = 0; h < H; h++) {
             float *x1 = x + (n * H + h) * HD, *x2 = x1 + half;
 #pragma omp simd
             for (size_t i = 0; i < half; i++) {
-                const float a = x1[i], b = x2[i];
-                x1[i] = a * cs[i] - b * sn[i];
-                x2[i] = b * cs[i] + a * sn[i];
+                const float a = x1[i], b = x2[i], c = cs[i], si = sign * sn[i];
+                x1[i] = a * c - b * si;
+                x2[i] = b * c + a * si;
             }
         }
     }
