@@ -557,7 +557,7 @@ int main(void) {
         bipo_matmul_precision prec = p ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
         test_matmul_registered(37, 45, 70, prec);   // tails everywhere, two row blocks
         test_matmul_registered(5, 40, 33, prec);    // few rows: the OpenBLAS path
-        test_matmul_registered(64, 800, 96, prec);  // K past one 384 / 256 block
+        test_matmul_registered(64, 1100, 96, prec); // K past one 1024 block of the AMX kernel
         test_matmul_registered(19, 24, 4200, prec); // a long K in the backward (OpenBLAS in fp32)
     }
     if (be->set_matmul_precision) {
