@@ -28,9 +28,8 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
     for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
         float **arr = *per_layer[i];
         if (!arr) continue;
-        size_t end = a->save ? a->L : a->first + 1;
-        for (size_t l = a->first; l < end; l++)
-            if (arr[l]) be->free(arr[l]);
+        for (size_t l = a->first; l < a->L; l++) // a slot shared by every layer: freed once
+            if (arr[l] && (l == a->first || arr[l] != arr[a->first])) be->free(arr[l]);
         free(arr);
         *per_layer[i] = NULL;
     }
@@ -68,18 +67,25 @@ static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att,
         a->cap_N = capN;
         a->cap_att = capA;
         size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
+        // kept = 1: the backward reads it, so a saving forward keeps one per layer; the GEMM
+        // inputs ln1, attn_out, ln2, act are not needed by an activation-only backward (no
+        // weight gradients): one slot serves every layer and stays in cache
         struct {
             float ***arr;
             size_t n;
-        } per_layer[] = {{&a->ln1, capN * c->C},  {&a->ln1_rstd, capN},    {&a->q, capN * QD},
-                         {&a->k, capN * KVD},     {&a->v, capN * KVD},     {&a->att, capA},
-                         {&a->attn_out, capN * QD}, {&a->resid_mid, capN * c->C},
-                         {&a->ln2, capN * c->C},  {&a->ln2_rstd, capN},    {&a->gate, capN * c->FF},
-                         {&a->up, capN * c->FF},  {&a->act, capN * c->FF}};
+            int kept;
+        } per_layer[] = {{&a->ln1, capN * c->C, 0},     {&a->ln1_rstd, capN, 1},
+                         {&a->q, capN * QD, 1},         {&a->k, capN * KVD, 1},
+                         {&a->v, capN * KVD, 1},        {&a->att, capA, 1},
+                         {&a->attn_out, capN * QD, 0},  {&a->resid_mid, capN * c->C, 1},
+                         {&a->ln2, capN * c->C, 0},     {&a->ln2_rstd, capN, 1},
+                         {&a->gate, capN * c->FF, 1},   {&a->up, capN * c->FF, 1},
+                         {&a->act, capN * c->FF, 0}};
         for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
             float **arr = alloc_ptrs(c->L);
             for (size_t l = first; l < c->L; l++)
-                arr[l] = a->save || l == first ? be->alloc(per_layer[i].n) : arr[first];
+                arr[l] = (a->save && per_layer[i].kept) || l == first ? be->alloc(per_layer[i].n)
+                                                                      : arr[first];
             *per_layer[i].arr = arr;
         }
         if (K > 0) { // gathered k/v rows of the shared-prefix layout

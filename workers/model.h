@@ -77,7 +77,8 @@ typedef struct {
     size_t first;    // layer buffers exist for layers first..L-1 (and resid[first..L])
     // per layer l (saved for backward): [L] arrays of backend buffers
     float **resid;   // [L+1] of [N, C]: resid[l] = input to layer l (resid[0] = embeddings)
-    float **ln1;     // [L] [N, C] attn rmsnorm output
+    float **ln1;     // [L] [N, C] attn rmsnorm output (one slot shared by all layers: the
+                     // backward never reads it; likewise attn_out, ln2, act)
     float **ln1_rstd; // [L] [N]
     float **q;       // [L] [N, QD] after RoPE
     float **k;       // [L] [N, KVD] after RoPE
