@@ -240,6 +240,9 @@ int main(int argc, char **argv) {
     printf("| peak RSS | %.0f MB | %s | |\n", ru.ru_maxrss / 1024.0,
            ref && json_is_number(json_object_get(ref, "peak_rss_mb")) ? "see ref JSON" : "");
     if (rsteps) printf("| max |loss - ref loss| over %d steps | %.2e | | |\n", steps, maxdiff);
+    if (t.hp.forward_matmul == BIPO_MATMUL_BF16X3 || t.hp.backward_matmul == BIPO_MATMUL_BF16X3)
+        printf("\n(GFLOP/s count each fp32-equivalent product once; bf16x3 runs three bf16 products "
+               "per product on AMX, whose bf16 peak is not this fp32 FMA peak)\n");
     bipo_trainer_free(&t);
     if (use != ex) free(use);
     free(remap);
