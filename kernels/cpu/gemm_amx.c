@@ -40,6 +40,8 @@ int bipo_cpu_amx_available(void) {
     if (avail >= 0) return avail;
     unsigned a, b, c, d;
     avail = 0;
+    const char *off = getenv("BIPO_AMX"); // "0": behave as a CPU without AMX (tests, comparisons)
+    if (off && !strcmp(off, "0")) return avail;
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24)) &&
         __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5))) {
         // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA)
