@@ -32,6 +32,16 @@
 // k blocks (of 32) per pass: a 1024 x 320 block of B, hi + lo, is 1.25 MiB (L2); fewer passes
 // mean fewer C tile reloads (measured interleaved: 16 -> 32 is 5-10 % faster, 64 no better)
 #define KB_CHUNK 32
+
+// C tile (2r + c) += A tile (4 + r) x B tile (6 + c), r, c in {0, 1} (tile numbers must be
+// compile-time constants, hence a macro)
+#define PRODUCTS_2X2()                                                                            \
+    do {                                                                                          \
+        _tile_dpbf16ps(0, 4, 6);                                                                  \
+        _tile_dpbf16ps(1, 4, 7);                                                                  \
+        _tile_dpbf16ps(2, 5, 6);                                                                  \
+        _tile_dpbf16ps(3, 5, 7);                                                                  \
+    } while (0)
 #define COL_CHUNK 320 // columns of C per pass (10 pairs of tiles: a thread's 288 columns of C = 576
                       // in one pass, so A (the LM head backward's 49,152-wide dlogits) is read once)
 
@@ -190,22 +200,13 @@ AMX void bipo_amx_gemm(float *C, size_t ldc, const float *A, size_t lda, const u
                                 _tile_loadd(5, ah + a16 + kb * 512, 64);
                                 _tile_loadd(6, bl0 + kb * 512, 64);
                                 _tile_loadd(7, bl1 + kb * 512, 64);
-                                _tile_dpbf16ps(0, 4, 6);
-                                _tile_dpbf16ps(1, 4, 7);
-                                _tile_dpbf16ps(2, 5, 6);
-                                _tile_dpbf16ps(3, 5, 7);
+                                PRODUCTS_2X2();
                                 _tile_loadd(6, bh0 + kb * 512, 64); // hi x hi
                                 _tile_loadd(7, bh1 + kb * 512, 64);
-                                _tile_dpbf16ps(0, 4, 6);
-                                _tile_dpbf16ps(1, 4, 7);
-                                _tile_dpbf16ps(2, 5, 6);
-                                _tile_dpbf16ps(3, 5, 7);
+                                PRODUCTS_2X2();
                                 _tile_loadd(4, al + kb * 512, 64); // lo x hi
                                 _tile_loadd(5, al + a16 + kb * 512, 64);
-                                _tile_dpbf16ps(0, 4, 6);
-                                _tile_dpbf16ps(1, 4, 7);
-                                _tile_dpbf16ps(2, 5, 6);
-                                _tile_dpbf16ps(3, 5, 7);
+                                PRODUCTS_2X2();
                             }
                             _tile_stored(0, c0, cs);
                             _tile_stored(1, c0 + 16, cs);
