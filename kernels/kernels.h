@@ -55,7 +55,7 @@ typedef struct bipo_backend {
     void (*zero)(float *p, size_t n);
     void (*sync)(void);
     // Frozen weights: [w, w + n) holds parameters that stay constant until released, so the
-    // backend may keep a transformed copy (the CPU backend packs W^T for its AVX-512 GEMM).
+    // backend may keep a transformed copy (the CPU backend packs them into AMX tiles for bf16x3).
     // Optional (NULL = nothing to do). Release before freeing or changing the weights.
     void (*weights_register)(const float *w, size_t n);
     void (*weights_release)(const float *w, size_t n);
@@ -145,7 +145,6 @@ int bipo_backend_cpu_threads(void);
 // on a CPU it does not know, re-executes the program once with OPENBLAS_CORETYPE set to the
 // best kernel the CPU supports (see kernels/cpu/blas_tune.c). Returns when nothing to do.
 void bipo_blas_tune(char **argv);
-
 const char *bipo_blas_corename(void); // the OpenBLAS kernel in use, for reports
 // The CUDA backend, or NULL when not compiled in or no usable GPU is present.
 const bipo_backend *bipo_backend_cuda(void);

@@ -72,6 +72,14 @@ int cmd_plan(int argc, char **argv) {
     printf("plan for %s: %zu jobs on %ld rank%s (groups of %ld, %ld per node), %.1f GB per node = "
            "%.1f GB per rank\n\n", c.path, n_jobs, ranks, ranks == 1 ? "" : "s", rpj, per_node,
            mem_gb, per_rank_budget);
+    // a CPU backend with AMX keeps bf16x3 copies of the frozen weights it multiplies (those
+    // above the hook layer and the LM head) when the config asks for bf16x3 (the default)
+    const bipo_backend *cpu = bipo_backend_cpu();
+    int amx = (c.train.hp.forward_matmul == BIPO_MATMUL_BF16X3 ||
+               c.train.hp.backward_matmul == BIPO_MATMUL_BF16X3) &&
+              cpu->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
+    cpu->set_matmul_precision(BIPO_MATMUL_FP32);
+    if (amx) printf("(this CPU has AMX: weights include the bf16x3 copies above each job's layer)\n\n");
     printf("| job | model | behavior | layer | pairs (train/test) | weights GB | cache GB/rank | step GB | total GB/rank | fits |\n");
     printf("|---:|---|---|---:|---|---:|---:|---:|---:|---|\n");
     size_t too_big = 0;
@@ -80,6 +88,11 @@ int cmd_plan(int argc, char **argv) {
         const bipo_config *mc = &pm[j->model].cfg;
         const bipo_behavior_data *d = &bd[j->behavior];
         double weights = (double)pm[j->model].n_params * 4 / 1e9; // f32 after dequantization
+        if (amx) { // + bf16x3 tile copies (forward and backward, hi + lo) above L and of the head
+            double head = (double)mc->V * (double)mc->C;
+            double per_l = ((double)pm[j->model].n_params - head * (mc->tied ? 1 : 2)) / (double)mc->L;
+            weights += 2.0 * 4 * ((double)(mc->L - j->layer - 1) * per_l + head) / 1e9;
+        }
         double toks = est_tokens(&d->train) + est_tokens(&d->test);
         double cache = fmin(toks * (double)mc->C * 4 / 1e9 / (double)rpj, (double)c.cache_bytes / 1e9);
         // step buffers: saved activations of layers above L for one batch (~ 2 B x 300 tokens)

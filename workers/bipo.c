@@ -243,7 +243,7 @@ int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_h
     t->layer = layer;
     t->hp = *hp;
     if (t->hp.schedule_epochs == 0) t->hp.schedule_epochs = t->hp.epochs;
-    // the backward precision this machine gives (bf16x3 falls back to fp32 without AMX)
+    // the GEMM precisions this machine gives (bf16x3 falls back to fp32 without AMX)
     const bipo_backend *be = m->be;
     if (be->set_matmul_precision) {
         t->hp.forward_matmul = be->set_matmul_precision(t->hp.forward_matmul);
