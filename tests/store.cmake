@@ -1,4 +1,4 @@
-# tests/store.cmake — the HDF5 vector library (pipeline/store.c), label "unit;store".
+# tests/store.cmake — the HDF5 vector library (pipeline/store.c, store_read.c, store_h5.c), label "unit;store".
 #   test_store  runs (2 models × 2 behaviors × 2 layers), rerun detection, new config keeps the
 #               old run, checkpoints bit-exact, provenance, h5py reads what C wrote
 #               (tests/store_h5py.py), kill -9 crash safety, bad files and the writer lock
