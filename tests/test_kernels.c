@@ -134,14 +134,34 @@ static void test_matmul(size_t N, size_t IC, size_t OC) {
     be->free(dx_), be->free(dw), be->free(dy), be->free(dr), be->free(dinp);
 }
 
-// The GEMM paths for frozen weights (weights_register): the CPU backend's AVX-512 kernel on packed
-// W^T panels and its AMX bf16x3 kernel, against the double reference. Every dimension has a
-// ragged tail (rows not a multiple of 14/32, columns of 32, k of 32/384). bf16x3 is held to
+// The GEMMs on frozen weights (weights_register) in both precisions: fp32 (OpenBLAS) and the
+// CPU backend's AMX bf16x3 kernel on weights packed into tiles, against the double reference.
+// Every dimension has a ragged tail (rows not a multiple of 32, columns of 32, k of 32 and of
+// the 1024-wide k pass). bf16x3 is held to
 // 2e-5 of sum |a b| (its products are exact to ~2^-16: three bf16 products, the dropped terms
 // ~2^-17 each; measured ~1e-6), fp32 to 5e-7 sqrt(K) of it (float sums of K terms: a random
 // walk of roundings 6e-8; measured ~1e-7). Also: a released weight is not served from a stale
 // packed copy.
 #define F32_TOL 5e-7
+
+// Worst |got - exact| / tol over out[N, NC] = a[N, K] @ B, B(k, j) = w[k * sk + j * sj], in
+// double; tol is the precision's bound on sum_k |a b| (see above).
+static double registered_err(const float *got, const float *a, const float *w, size_t N, size_t K,
+                             size_t NC, size_t sk, size_t sj, bipo_matmul_precision prec) {
+    double worst = 0, rel = prec == BIPO_MATMUL_BF16X3 ? 2e-5 : F32_TOL * sqrt((double)K);
+    for (size_t n = 0; n < N; n++)
+        for (size_t j = 0; j < NC; j++) {
+            double e = 0, mag = 0;
+            for (size_t k = 0; k < K; k++) {
+                double t = (double)a[n * K + k] * w[k * sk + j * sj];
+                e += t, mag += fabs(t);
+            }
+            double r = fabs(got[n * NC + j] - e) / (rel * mag + 1e-7);
+            if (r > worst) worst = r;
+        }
+    return worst;
+}
+
 static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_precision prec) {
     if (!be->weights_register || !be->set_matmul_precision) return;
     if (be->set_matmul_precision(prec) != prec) { // this CPU lacks it: nothing to test
@@ -157,23 +177,8 @@ static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_p
         be->matmul_forward(out, dx, dw, N, IC, OC);
         be->matmul_backward(din, dy, dw, N, IC, OC, 0);
         float *o = host(out, N * OC), *g = host(din, N * IC);
-        double worst_f = 0, worst_b = 0;
-        for (size_t n = 0; n < N; n++)
-            for (size_t c = 0; c < OC; c++) { // out = x w^T
-                double e = 0, mag = 0;
-                for (size_t i = 0; i < IC; i++)
-                    e += (double)x[n * IC + i] * w[c * IC + i], mag += fabs((double)x[n * IC + i] * w[c * IC + i]);
-                double tol = (prec == BIPO_MATMUL_BF16X3 ? 2e-5 : F32_TOL * sqrt((double)IC)) * mag + 1e-7;
-                if (fabs(o[n * OC + c] - e) / tol > worst_f) worst_f = fabs(o[n * OC + c] - e) / tol;
-            }
-        for (size_t n = 0; n < N; n++)
-            for (size_t i = 0; i < IC; i++) { // din = dy w
-                double e = 0, mag = 0;
-                for (size_t c = 0; c < OC; c++)
-                    e += (double)dyh[n * OC + c] * w[c * IC + i], mag += fabs((double)dyh[n * OC + c] * w[c * IC + i]);
-                double tol = (prec == BIPO_MATMUL_BF16X3 ? 2e-5 : F32_TOL * sqrt((double)OC)) * mag + 1e-7;
-                if (fabs(g[n * IC + i] - e) / tol > worst_b) worst_b = fabs(g[n * IC + i] - e) / tol;
-            }
+        double worst_f = registered_err(o, x, w, N, IC, OC, 1, IC, prec);  // out = x w^T
+        double worst_b = registered_err(g, dyh, w, N, OC, IC, IC, 1, prec); // din = dy w
         EXPECT(worst_f <= 1.0, "registered matmul %s %zux%zux%zu round %d: forward error %.2f x tol", tag,
                N, IC, OC, round, worst_f);
         EXPECT(worst_b <= 1.0, "registered matmul %s %zux%zux%zu round %d: backward error %.2f x tol", tag,

@@ -141,6 +141,12 @@ static int owned(const bipo_trainer *t, size_t i) {
 
 // ---- caches ------------------------------------------------------------------------------------
 
+// Sets the backend's GEMM arithmetic for the calls that follow; returns the one in effect
+// (fp32 where the backend has no choice or the hardware lacks the precision asked for).
+static bipo_matmul_precision use_matmul(const bipo_backend *be, bipo_matmul_precision p) {
+    return be->set_matmul_precision ? be->set_matmul_precision(p) : BIPO_MATMUL_FP32;
+}
+
 // Full forward (no vector) of `count` examples starting at ex, in the same packed layout the
 // steps use: per-sequence reference log-probs into ref[i][k], and hidden_states[L+1] into
 // h[i][k] while the budget lasts (when h != NULL). h[i][0] holds the target's n[0] rows;
@@ -167,9 +173,9 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
         // layers 0..L in fp32 (h_L), the layers above L in the step's forward arithmetic, so
         // that lp - ref at v = 0 is 0 whatever forward_matmul is
         bipo_forward(m, &a, &b, NULL, NULL, 0, (int)t->layer);
-        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
+        use_matmul(be, t->hp.forward_matmul);
         bipo_forward_from(m, &a, &b, a.resid[t->layer + 1], t->layer + 1, NULL, p.rows, p.M);
-        if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
+        use_matmul(be, BIPO_MATMUL_FP32);
         if (p.M > lp_cap) {
             if (lp) be->free(lp), be->free(lse);
             lp = be->alloc(lp_cap = p.M);
@@ -245,12 +251,9 @@ int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_h
     if (t->hp.schedule_epochs == 0) t->hp.schedule_epochs = t->hp.epochs;
     // the GEMM precisions this machine gives (bf16x3 falls back to fp32 without AMX)
     const bipo_backend *be = m->be;
-    if (be->set_matmul_precision) {
-        t->hp.forward_matmul = be->set_matmul_precision(t->hp.forward_matmul);
-        t->hp.backward_matmul = be->set_matmul_precision(t->hp.backward_matmul);
-        be->set_matmul_precision(BIPO_MATMUL_FP32);
-    } else
-        t->hp.forward_matmul = t->hp.backward_matmul = BIPO_MATMUL_FP32;
+    t->hp.forward_matmul = use_matmul(be, t->hp.forward_matmul);
+    t->hp.backward_matmul = use_matmul(be, t->hp.backward_matmul);
+    use_matmul(be, BIPO_MATMUL_FP32);
     t->train = train;
     t->test = test;
     t->n_train = n_train;
@@ -352,7 +355,7 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     be->upload(t->vb, v, C);
     // the layers above L run in forward_matmul here, in the reference log-probs and in
     // held-out evaluation alike (build_cache); the backward in backward_matmul
-    if (be->set_matmul_precision) be->set_matmul_precision(t->hp.forward_matmul);
+    use_matmul(be, t->hp.forward_matmul);
     bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
     bipo_batch b = packed_batch(&p);
     bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M);
@@ -385,7 +388,7 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     if (grad) {
         float *dlp = xmalloc(p.M * sizeof(float));
         for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
-        if (be->set_matmul_precision) be->set_matmul_precision(t->hp.backward_matmul);
+        use_matmul(be, t->hp.backward_matmul);
         bipo_backward_logprob(m, &t->acts, &t->grads, &b, t->layer + 1, dlp, t->lse, p.targets,
                               t->dlogits, p.rows, p.M);
         be->zero(t->dvb, C);
@@ -393,7 +396,7 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
         be->download(grad, t->dvb, C);
         free(dlp);
     }
-    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
+    use_matmul(be, BIPO_MATMUL_FP32);
     free(lph), free(lps), free(dseq);
     packed_free(&p);
     return loss;
