@@ -13,6 +13,7 @@
 #include "kernels.h"   // defines: bipo_backend_by_name, bipo_backend_cpu_set_threads
 #include "model.h"     // defines: bipo_model_load, bipo_forward, bipo_forward_cached
 #include "tokenizer.h" // defines: bipo_tokenizer_load, bipo_tokenize, bipo_decoder
+#include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h"      // defines: bipo_last_error, bipo_read_file
 
 // ---- shared setup: backend, model, tokenizer ------------------------------------------------
@@ -111,13 +112,6 @@ static float *load_vector(const char *path, size_t C) {
 }
 
 // ---- sampling ----------------------------------------------------------------------------
-static uint64_t rng_next(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 typedef struct {
     float p;
     int id;
@@ -158,7 +152,7 @@ static int sample(const float *logits, size_t V, double temperature, double top_
     }
     double mass = 0;
     for (size_t i = 0; i < keep; i++) mass += work[i].p;
-    double r = (double)(rng_next(rng) >> 11) / 9007199254740992.0 * mass;
+    double r = bipo_rng_uniform(rng) * mass;
     for (size_t i = 0; i < keep; i++) {
         r -= work[i].p;
         if (r <= 0) return work[i].id;

@@ -26,6 +26,7 @@
 
 #include "store.h"   // defines: bipo_store_*
 #include "testlib.h" // defines: EXPECT, tl_summary
+#include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h"    // defines: bipo_sha256, bipo_read_file, bipo_now
 
 int cmd_inspect(int argc, char **argv); // pipeline/cmd_inspect.c
@@ -33,16 +34,10 @@ int cmd_inspect(int argc, char **argv); // pipeline/cmd_inspect.c
 static char g_dir[64];
 
 // ---- deterministic contents -----------------------------------------------------------------
-static uint64_t mix(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 static float *rand_f32(uint64_t *s, size_t n) {
     float *x = xmalloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++)
-        x[i] = (float)((double)(mix(s) >> 11) / 9007199254740992.0 * 4 - 2);
+        x[i] = (float)(bipo_rng_uniform(s) * 4 - 2);
     return x;
 }
 // Run number `seed`: hidden C, S = 5 + seed % 7 steps, E = 3 epochs, 2 saved epoch vectors.
@@ -86,7 +81,7 @@ static void make_checkpoint(bipo_checkpoint *c, uint64_t seed, size_t C) {
     c->step = (int64_t)seed * 3, c->epoch = (int64_t)seed % 4;
     c->n_rng = 4, c->n_order = 50;
     c->rng = xmalloc(4 * 8), c->order = xmalloc(50 * 8);
-    for (size_t i = 0; i < 4; i++) c->rng[i] = mix(&s) | 0x8000000000000000ull;
+    for (size_t i = 0; i < 4; i++) c->rng[i] = bipo_rng_next(&s) | 0x8000000000000000ull;
     for (size_t i = 0; i < 50; i++) c->order[i] = (i * 17 + seed) % 50;
 }
 static int same_checkpoint(const bipo_checkpoint *a, const bipo_checkpoint *b) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h"
 
 void bipo_hparams_defaults(bipo_hparams *hp) {
@@ -25,13 +26,6 @@ void bipo_example_free(bipo_example *e) {
     free(e->tok[0]);
     free(e->tok[1]);
     e->tok[0] = e->tok[1] = NULL;
-}
-
-static uint64_t rng_next(uint64_t *s) { // splitmix64: the one generator for order and d
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 // ---- packing ---------------------------------------------------------------------------------
@@ -450,7 +444,7 @@ double bipo_trainer_eval(bipo_trainer *t, int test_set, int d) {
 void bipo_trainer_begin_epoch(bipo_trainer *t) {
     for (size_t i = 0; i < t->n_train; i++) t->order[i] = i;
     for (size_t i = t->n_train; i > 1; i--) { // Fisher-Yates
-        size_t j = (size_t)(rng_next(&t->rng) % i);
+        size_t j = (size_t)(bipo_rng_next(&t->rng) % i);
         size_t tmp = t->order[i - 1];
         t->order[i - 1] = t->order[j];
         t->order[j] = tmp;
@@ -472,7 +466,7 @@ static double lr_at(const bipo_hparams *hp, uint64_t step, size_t total) {
 double bipo_trainer_step(bipo_trainer *t) {
     if (t->pos == 0) bipo_trainer_begin_epoch(t);
     size_t B = t->n_train - t->pos < t->hp.batch_size ? t->n_train - t->pos : t->hp.batch_size;
-    int d = (rng_next(&t->rng) >> 63) ? 1 : -1;
+    int d = (bipo_rng_next(&t->rng) >> 63) ? 1 : -1;
     double loss = bipo_trainer_step_with(t, t->order + t->pos, B, d);
     t->pos += B;
     if (t->pos >= t->n_train) {

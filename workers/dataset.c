@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h" // defines: bipo_set_error, bipo_read_file, bipo_sha256_*, xmalloc
 
 static const char *const FMT_NAMES[] = {"auto", "bipo-csv", "anthropic-jsonl", "caa-json"};
@@ -511,13 +512,6 @@ out:
 
 // ---- split -----------------------------------------------------------------------------------
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void copy_pairs(const bipo_pairs *all, const unsigned char *pick, unsigned char want,
                        size_t n, bipo_pairs *o) {
     memset(o, 0, sizeof *o);
@@ -543,7 +537,7 @@ void bipo_pairs_split(const bipo_pairs *all, double test_fraction, uint64_t seed
     for (size_t i = 0; i < n; i++) idx[i] = i;
     uint64_t s = seed;
     for (size_t i = n; i-- > 1;) {
-        size_t j = (size_t)(splitmix64(&s) % (uint64_t)(i + 1));
+        size_t j = (size_t)(bipo_rng_next(&s) % (uint64_t)(i + 1));
         size_t t = idx[i];
         idx[i] = idx[j], idx[j] = t;
     }
