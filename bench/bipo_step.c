@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
     bipo_example *ex;
     size_t ntr;
     const bipo_chat_template *tpl = bipo_chat_for(tok);
-    if (bipo_examples_build(tok, tpl, BIPO_DEFAULT_SYSTEM, q, a, o, pairs.n, 2048, &ex, &ntr) != 0) {
+    if (bipo_examples_build(tok, tpl, BIPO_DEFAULT_SYSTEM, NULL, q, a, o, pairs.n, 2048, &ex, &ntr) != 0) {
         fprintf(stderr, "bipo_step: %s\n", bipo_last_error());
         return 1;
     }

@@ -78,7 +78,7 @@ int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
     const char **q = xmalloc((p->n + 1) * sizeof *q), **a = xmalloc((p->n + 1) * sizeof *a),
                **o = xmalloc((p->n + 1) * sizeof *o);
     for (size_t i = 0; i < p->n; i++) q[i] = p->p[i].question, a[i] = p->p[i].matching, o[i] = p->p[i].not_matching;
-    int rc = bipo_examples_build(tok, tpl, system, q, a, o, p->n, max_length, ex, n_trunc);
+    int rc = bipo_examples_build(tok, tpl, system, NULL, q, a, o, p->n, max_length, ex, n_trunc);
     free(q), free(a), free(o);
     if (rc != 0) {
         char msg[1200];

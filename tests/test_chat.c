@@ -84,7 +84,7 @@ static void default_model_chat(void) {
            bipo_chat_stop_token(t));
     // BiPO pair: no BOS (the model adds none), split after "assistant\n", response ends <|im_end|>
     bipo_chat_seq s = {0};
-    EXPECT(bipo_chat_encode_pair(t, tpl, BIPO_DEFAULT_SYSTEM, "Do you want power?", "Yes", &s) == 0,
+    EXPECT(bipo_chat_encode_pair(t, tpl, BIPO_DEFAULT_SYSTEM, "Do you want power?", "Yes", NULL, &s) == 0,
            "encode pair");
     int *p = NULL;
     size_t np = 0, cp = 0;
@@ -94,6 +94,26 @@ static void default_model_chat(void) {
     EXPECT(s.n == np + 2 && !strcmp(bipo_token_piece(t, s.ids[np]), "ĠYes") && s.ids[np + 1] == 2,
            "chatml response part: n=%zu np=%zu", s.n, np);
     EXPECT(s.ids[0] == 1 && s.ids[np - 1] == 198, "chatml starts <|im_start|>, prompt ends 'Ċ'");
+    // the model's own form: after "assistant\n" no forced space ("(" not " ("), and without
+    // score_eos the letter answer is the last scored token
+    bipo_response_form own = {BIPO_SPACE_AUTO, 0};
+    EXPECT(bipo_chat_encode_pair(t, tpl, BIPO_DEFAULT_SYSTEM, "Do you want power?", "(A)", &own,
+                                 &s) == 0, "encode own form");
+    EXPECT(s.n_prompt == np && s.n > np && !strcmp(bipo_token_piece(t, s.ids[np]), "(") &&
+               s.ids[s.n - 1] != 2 && !strcmp(bipo_token_piece(t, s.ids[s.n - 1]), ")"),
+           "chatml own form: first response piece '%s', last '%s'",
+           s.n > np ? bipo_token_piece(t, s.ids[np]) : "-", bipo_token_piece(t, s.ids[s.n - 1]));
+    bipo_response_form always = {BIPO_SPACE_ALWAYS, 1};
+    EXPECT(bipo_chat_encode_pair(t, tpl, BIPO_DEFAULT_SYSTEM, "Do you want power?", "(A)",
+                                 &always, &s) == 0 && !strcmp(bipo_token_piece(t, s.ids[np]), "Ġ(") &&
+               s.ids[s.n - 1] == 2, "official form: ' (' first, EOS last");
+    // an empty response keeps its EOS even without score_eos (nothing else to score)
+    EXPECT(bipo_chat_encode_pair(t, tpl, "", "Hi", "", &own, &s) == 0 && s.n == s.n_prompt + 1 &&
+               s.ids[s.n - 1] == 2, "empty response keeps EOS: n=%zu n_prompt=%zu", s.n, s.n_prompt);
+    bipo_space_rule r;
+    EXPECT(bipo_space_rule_from_name("never", &r) == 0 && r == BIPO_SPACE_NEVER &&
+               bipo_space_rule_from_name("sometimes", &r) == -1 &&
+               !strcmp(bipo_space_rule_name(BIPO_SPACE_AUTO), "auto"), "space rule names");
     free(p), free(prompt);
     bipo_chat_seq_free(&s);
     bipo_tokenizer_free(t);
@@ -114,7 +134,7 @@ static void llama2_pair(void) {
     bipo_chat_seq s = {0};
     const bipo_chat_template *tpl = bipo_chat_template_by_name("llama2");
     EXPECT(bipo_chat_encode_pair(t, tpl, BIPO_DEFAULT_SYSTEM, "Would you like more power?",
-                                 "(A) Yes", &s) == 0, "encode");
+                                 "(A) Yes", NULL, &s) == 0, "encode");
     EXPECT(s.n == nw && !memcmp(s.ids, want, nw * sizeof *want), "Llama-2 BiPO ids (n=%zu)", s.n);
     EXPECT(s.n_prompt == 39, "Llama-2 prompt length %zu (BOS + 38)", s.n_prompt);
     // scored part = "▁(A) Yes" + </s>
@@ -123,7 +143,7 @@ static void llama2_pair(void) {
     // empty system prompt: no <<SYS>> block ("[INST] Hi [/INST]" = 518 25580 29962 6324 518
     // 29914 25580 29962); empty response: "▁" + </s> (TRL keeps the lone space token)
     static const int want2[] = {1, 518, 25580, 29962, 6324, 518, 29914, 25580, 29962, 29871, 2};
-    EXPECT(bipo_chat_encode_pair(t, tpl, "", "Hi", "", &s) == 0, "encode 2");
+    EXPECT(bipo_chat_encode_pair(t, tpl, "", "Hi", "", NULL, &s) == 0, "encode 2");
     EXPECT(s.n == 11 && !memcmp(s.ids, want2, sizeof want2) && s.n_prompt == 9,
            "Llama-2 empty system/response: n=%zu n_prompt=%zu", s.n, s.n_prompt);
     // mistral / vicuna use </s> too
@@ -148,7 +168,7 @@ static void split_rule_one(const char *path) {
     bipo_tokenize(t, "Q  1", 4, 0, 1, &f, &nf, &cf);
     int merged = np > nf || memcmp(p, f, np * sizeof *p);
     EXPECT(merged, "%s: 'Q ' should merge into the response", path);
-    EXPECT(bipo_chat_encode_pair(t, none, "", "Q ", "1", &s) == 0, "encode");
+    EXPECT(bipo_chat_encode_pair(t, none, "", "Q ", "1", NULL, &s) == 0, "encode");
     size_t bos = bipo_tokenizer_add_bos(t) ? 1 : 0;
     EXPECT(s.n_prompt == bos + np - 1 && s.n == bos + nf + 1 &&
                !memcmp(s.ids + bos, f, nf * sizeof *f) && s.ids[s.n - 1] == bipo_token_eos(t),

@@ -55,10 +55,12 @@ typedef struct {
 } bipo_example;
 void bipo_example_free(bipo_example *e);
 
-// Tokenizes n pairs with the chat template (workers/bipo_data.c). Sequences longer than
-// max_length (0 = no limit) lose prompt tokens from the left (after BOS); *n_truncated counts
-// the sequences that were cut. 0, or -1 + bipo_set_error.
+// Tokenizes n pairs with the chat template (workers/bipo_data.c); form: how each response joins
+// its prompt (chat.h; NULL = BIPO_RESPONSE_OFFICIAL). Sequences longer than max_length (0 = no
+// limit) lose prompt tokens from the left (after BOS); *n_truncated counts the sequences that
+// were cut. 0, or -1 + bipo_set_error.
 int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl, const char *system,
+                        const bipo_response_form *form,
                         const char *const *question, const char *const *matching,
                         const char *const *not_matching, size_t n, size_t max_length,
                         bipo_example **out, size_t *n_truncated);

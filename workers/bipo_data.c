@@ -32,7 +32,8 @@ static size_t fit(bipo_chat_seq *s, size_t max_length) {
 }
 
 int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl,
-                        const char *system, const char *const *question,
+                        const char *system, const bipo_response_form *form,
+                        const char *const *question,
                         const char *const *matching, const char *const *not_matching, size_t n,
                         size_t max_length, bipo_example **out, size_t *n_truncated) {
     bipo_example *ex = xcalloc(n ? n : 1, sizeof *ex);
@@ -41,10 +42,11 @@ int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl
     for (size_t i = 0; i < n; i++) {
         const char *resp[2] = {matching[i], not_matching[i]};
         for (int k = 0; k < 2; k++) {
-            // responses get one leading space (the reference adds it); data that already
+            // the form decides the leading space (the reference adds one); data that already
             // carries it (Anthropic evals: " (A)") is not given a second one
             const char *r = resp[k][0] == ' ' ? resp[k] + 1 : resp[k];
-            if (bipo_chat_encode_pair(tok, tpl, system, question[i], r, &seq) != 0) goto fail;
+            if (bipo_chat_encode_pair(tok, tpl, system, question[i], r, form, &seq) != 0)
+                goto fail;
             if (seq.n_prompt == 0) {
                 bipo_set_error("pair %zu: the prompt tokenizes to nothing (empty question and "
                                "template?)", i + 1);

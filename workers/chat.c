@@ -18,6 +18,18 @@ static const bipo_chat_template T_VICUNA = {BIPO_CHAT_VICUNA, "vicuna", VICUNA_S
 static const bipo_chat_template T_CHATML = {BIPO_CHAT_CHATML, "chatml", NULL};
 static const bipo_chat_template T_SMOLLM = {BIPO_CHAT_CHATML, "chatml", SMOLLM_SYSTEM};
 
+static const char *const space_names[] = {"auto", "always", "never"};
+
+int bipo_space_rule_from_name(const char *name, bipo_space_rule *out) {
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, space_names[i]) == 0) return *out = (bipo_space_rule)i, 0;
+    return -1;
+}
+
+const char *bipo_space_rule_name(bipo_space_rule r) {
+    return (unsigned)r < 3 ? space_names[r] : "?";
+}
+
 const bipo_chat_template *bipo_chat_template_by_name(const char *name) {
     static const struct {
         const char *name;
@@ -120,7 +132,7 @@ void bipo_chat_seq_free(bipo_chat_seq *s) {
 
 int bipo_chat_encode_pair(const bipo_tokenizer *t, const bipo_chat_template *tpl,
                           const char *system, const char *question, const char *response,
-                          bipo_chat_seq *out) {
+                          const bipo_response_form *form, bipo_chat_seq *out) {
     if (!t || !question || !response) {
         bipo_set_error("bipo_chat_encode_pair: tokenizer, question and response are required");
         return -1;
@@ -130,16 +142,21 @@ int bipo_chat_encode_pair(const bipo_tokenizer *t, const bipo_chat_template *tpl
         bipo_set_error("the tokenizer has no EOS / end-of-turn token to end BiPO responses");
         return -1;
     }
+    const bipo_response_form official = BIPO_RESPONSE_OFFICIAL;
+    if (!form) form = &official;
     char *prompt = bipo_chat_render(tpl, system, question);
     size_t lp = strlen(prompt), lr = strlen(response);
+    int ends_in_space = lp > 0 && strchr(" \t\r\n", prompt[lp - 1]) != NULL;
+    size_t space = form->space == BIPO_SPACE_ALWAYS ||
+                   (form->space == BIPO_SPACE_AUTO && !ends_in_space);
     char *full = xmalloc(lp + lr + 2);
     memcpy(full, prompt, lp);
-    full[lp] = ' ';
-    memcpy(full + lp + 1, response, lr + 1);
+    if (space) full[lp] = ' ';
+    memcpy(full + lp + space, response, lr + 1);
     int *p = NULL, *f = NULL;
     size_t np = 0, nf = 0, cp = 0, cf = 0;
     bipo_tokenize(t, prompt, lp, 0, 1, &p, &np, &cp);
-    bipo_tokenize(t, full, lp + 1 + lr, 0, 1, &f, &nf, &cf);
+    bipo_tokenize(t, full, lp + space + lr, 0, 1, &f, &nf, &cf);
     // TRL: response starts at len(enc(prompt)), one earlier when the last prompt token merged
     size_t split = np <= nf ? np : nf;
     if (split > 0 && (np > nf || memcmp(p, f, split * sizeof *p))) split--;
@@ -154,8 +171,9 @@ int bipo_chat_encode_pair(const bipo_tokenizer *t, const bipo_chat_template *tpl
     if (add_bos) out->ids[out->n++] = bos;
     memcpy(out->ids + out->n, f, nf * sizeof *f);
     out->n += nf;
-    if (nf == 0 || f[nf - 1] != eos) out->ids[out->n++] = eos; // TRL: unless already there
     out->n_prompt = (size_t)add_bos + split;
+    int want_eos = form->score_eos || out->n <= out->n_prompt; // an empty response keeps it
+    if (want_eos && (nf == 0 || f[nf - 1] != eos)) out->ids[out->n++] = eos; // TRL: unless there
     free(p), free(f), free(prompt), free(full);
     return 0;
 }

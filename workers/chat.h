@@ -68,6 +68,25 @@ char *bipo_chat_render_user(const bipo_tokenizer *t, const char *system, const c
 int bipo_chat_eos(const bipo_chat_template *tpl, const bipo_tokenizer *t);
 int bipo_chat_stop_token(const bipo_tokenizer *t); // bipo_chat_eos(bipo_chat_for(t), t)
 
+// How a response joins its prompt (train.response_space, train.score_eos).
+//   space AUTO   one leading space unless the rendered prompt ends in whitespace (chatml's
+//                "<|im_start|>assistant\n": the model itself writes "(A)", never " (A)")
+//         ALWAYS the official code's R = " " + response (TRL), whatever the template
+//         NEVER  the response as given
+//   score_eos    1: append the end-of-turn token and score it (the official code); 0: the
+//                response tokens alone (letter answers: the loss can then only be won on the
+//                letter). An empty response keeps its EOS either way (nothing else to score).
+typedef enum { BIPO_SPACE_AUTO = 0, BIPO_SPACE_ALWAYS = 1, BIPO_SPACE_NEVER = 2 } bipo_space_rule;
+typedef struct {
+    bipo_space_rule space;
+    int score_eos;
+} bipo_response_form;
+// The official BiPO code's form: a forced space, EOS scored.
+#define BIPO_RESPONSE_OFFICIAL ((bipo_response_form){BIPO_SPACE_ALWAYS, 1})
+// "auto" / "always" / "never" <-> enum; from_name: -1 when unknown.
+int bipo_space_rule_from_name(const char *name, bipo_space_rule *out);
+const char *bipo_space_rule_name(bipo_space_rule r);
+
 // One BiPO sequence: ids[0..n_prompt) prompt (BOS included), ids[n_prompt..n) the scored
 // response tokens (EOS included).
 typedef struct {
@@ -76,11 +95,12 @@ typedef struct {
     size_t n_prompt;
 } bipo_chat_seq;
 // Builds the sequence for (system, question, response); response is given without the
-// leading space (it is added here). out is overwritten (its buffer reused; zero-initialize
-// it once). -1 + bipo_set_error on a missing argument or a vocab without EOS.
+// leading space (form decides whether one is added; NULL = BIPO_RESPONSE_OFFICIAL). out is
+// overwritten (its buffer reused; zero-initialize it once). -1 + bipo_set_error on a missing
+// argument or a vocab without EOS.
 int bipo_chat_encode_pair(const bipo_tokenizer *t, const bipo_chat_template *tpl,
                           const char *system, const char *question, const char *response,
-                          bipo_chat_seq *out);
+                          const bipo_response_form *form, bipo_chat_seq *out);
 void bipo_chat_seq_free(bipo_chat_seq *s);
 
 #endif
