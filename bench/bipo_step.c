@@ -27,7 +27,7 @@
 #include "bipo.h"    // defines: bipo_trainer, bipo_examples_build
 #include "chat.h"    // defines: bipo_chat_template_by_name
 #include "dataset.h" // defines: bipo_pairs_load
-#include "kernels.h" // defines: bipo_backend_cpu, bipo_blas_tune
+#include "kernels.h" // defines: bipo_backend_open, bipo_blas_tune
 #include "model.h"   // defines: bipo_model_load
 #include "util.h"    // defines: bipo_now
 
@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "bipo_step: unknown option %s\n", a); return 2; }
         i++;
     }
-    bipo_backend_cpu_set_threads(threads);
+    const bipo_backend *be = bipo_backend_open("cpu", threads);
     // replayed batches (optional)
     json_t *order = NULL, *ref = NULL;
     json_error_t je;
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
 
     bipo_model m;
     double t0 = bipo_now();
-    if (bipo_model_load(&m, model_path, bipo_backend_cpu()) != 0) {
+    if (bipo_model_load(&m, model_path, be) != 0) {
         fprintf(stderr, "bipo_step: %s\n", bipo_last_error());
         return 1;
     }
@@ -148,9 +148,7 @@ int main(int argc, char **argv) {
         json_t *S = json_object_get(order, "schedule_steps");
         if (json_is_integer(S)) t.total_steps = (size_t)json_integer_value(S);
     }
-    int amx = m.be->set_matmul_precision &&
-              m.be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
-    if (m.be->set_matmul_precision) m.be->set_matmul_precision(BIPO_MATMUL_FP32);
+    int amx = m.be->supports_precision(BIPO_MATMUL_BF16X3);
     const char *prec[2][2] = {{"fp32", "fp32 (bf16x3 asked, no AMX here)"}, {"fp32", "bf16x3 (AMX)"}};
     printf("bipo_step: %s, layer %d, %zu pairs (%s), batch %zu, %d threads, shared prompt %s, BLAS %s, "
            "step GEMMs: forward %s, backward %s\n", m.path, layer, pairs.n, data, hp.batch_size,

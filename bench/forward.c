@@ -104,8 +104,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    bipo_backend_cpu_set_threads(threads);
-    const bipo_backend *be = bipo_backend_cpu();
+    const bipo_backend *be = bipo_backend_open("cpu", threads);
     bipo_model m;
     double t0 = bipo_now();
     if (bipo_model_load(&m, model, be) != 0) {
@@ -147,11 +146,11 @@ int main(int argc, char **argv) {
         }
         size_t off[2] = {0, N}, row = N - 1;
         bipo_batch b = {.S = 1, .off = off, .tokens = tok};
-        for (int w = 0; w < 2; w++) bipo_forward(&m, &acts, &b, NULL, &row, 1, -1); // warm-up
+        for (int w = 0; w < 2; w++) bipo_forward(&m, &acts, &b, NULL, &row, 1, -1, BIPO_MATMUL_FP32); // warm-up
         be->sync();
         for (int r = 0; r < reps; r++) {
             double t = bipo_now();
-            bipo_forward(&m, &acts, &b, NULL, &row, 1, -1);
+            bipo_forward(&m, &acts, &b, NULL, &row, 1, -1, BIPO_MATMUL_FP32);
             be->sync();
             ms[r] = (bipo_now() - t) * 1e3;
         }

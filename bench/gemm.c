@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h" // defines: bipo_backend_cpu, bipo_matmul_precision
+#include "kernels.h" // defines: bipo_backend_open, bipo_matmul_precision
 #include "util.h"             // defines: bipo_now
 
 typedef struct {
@@ -47,15 +47,12 @@ static double max_rel_err(const float *out, const float *in, const float *w, siz
 }
 
 // variant 0 = fp32 (OpenBLAS), 1 = bf16x3 (AMX)
-static void set_variant(const bipo_backend *be, int v) {
-    be->set_matmul_precision(v ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32);
-}
-
-static double run_once(const bipo_backend *be, int bwd, float *out, const float *in, const float *w,
-                       size_t N, size_t IC, size_t OC) {
+static double run_once(const bipo_backend *be, int v, int bwd, float *out, const float *in,
+                       const float *w, size_t N, size_t IC, size_t OC) {
+    bipo_matmul_precision prec = v ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
     double t0 = bipo_now();
-    if (bwd) be->matmul_backward(out, in, w, N, IC, OC, 0);
-    else be->matmul_forward(out, in, w, N, IC, OC);
+    if (bwd) be->matmul_backward(out, in, w, N, IC, OC, 0, prec);
+    else be->matmul_forward(out, in, w, N, IC, OC, prec);
     return bipo_now() - t0;
 }
 
@@ -66,20 +63,17 @@ static void time_variants(const bipo_backend *be, int nv, int bwd, float *out, c
                           double *err) {
     double *t = malloc((size_t)reps * nv * sizeof(double));
     for (int v = 0; v < nv; v++) { // first call packs the weight; then check the numbers
-        set_variant(be, v);
-        run_once(be, bwd, out, in, w, N, IC, OC);
+        run_once(be, v, bwd, out, in, w, N, IC, OC);
         err[v] = max_rel_err(out, in, w, N, IC, OC, bwd);
     }
     for (int r = 0; r < reps; r++)
         for (int v = 0; v < nv; v++) {
-            set_variant(be, v);
-            t[v * reps + r] = run_once(be, bwd, out, in, w, N, IC, OC);
+            t[v * reps + r] = run_once(be, v, bwd, out, in, w, N, IC, OC);
         }
     for (int v = 0; v < nv; v++) {
         qsort(t + v * reps, reps, sizeof(double), cmp_d);
         med[v] = t[v * reps + reps / 2];
     }
-    set_variant(be, 0);
     free(t);
 }
 
@@ -97,8 +91,7 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "gemm: unknown option %s\n", argv[i]); return 2; }
     }
     if (argc % 2 == 0) { fprintf(stderr, "gemm: %s needs a value\n", argv[argc - 1]); return 2; }
-    bipo_backend_cpu_set_threads(threads);
-    const bipo_backend *be = bipo_backend_cpu();
+    const bipo_backend *be = bipo_backend_open("cpu", threads);
     shape sh[] = {{"q/o proj", 576, 576, 0, 2}, {"k/v proj", 576, 192, 0, 2},
                   {"gate/up", 576, 1536, 0, 2},  {"down", 1536, 576, 0, 1},
                   {"LM head", 576, 49152, 1, 1}};
@@ -116,8 +109,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < amax; i++) x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
     be->weights_register(w, wmax); // frozen weights, as a loaded model's
-    int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
-    be->set_matmul_precision(BIPO_MATMUL_FP32);
+    int amx = be->supports_precision(BIPO_MATMUL_BF16X3);
     printf("gemm: %zu rows (%zu at the LM head), %d threads, bf16x3 %s\n\n", rows, head_rows, threads,
            amx ? "on AMX" : "unavailable (no AMX on this CPU): fp32 only");
     printf("| GEMM | dir | N x IC x OC | fp32 ms | GFLOP/s | of peak (%.1f) | bf16x3 ms | speed-up "

@@ -59,16 +59,21 @@ typedef struct bipo_backend {
     // Optional (NULL = nothing to do). Release before freeing or changing the weights.
     void (*weights_register)(const float *w, size_t n);
     void (*weights_release)(const float *w, size_t n);
-    // Sets the GEMM arithmetic for the calls that follow (process-wide); returns the one in
-    // effect: a precision the hardware lacks falls back to BIPO_MATMUL_FP32. Optional.
-    bipo_matmul_precision (*set_matmul_precision)(bipo_matmul_precision p);
+    // Pure query, no state: 1 when this backend runs `p` natively, 0 when a call with `p`
+    // falls back to fp32 (bf16x3 needs AMX on the CPU backend; BIPO_AMX=0 switches it off).
+    int (*supports_precision)(bipo_matmul_precision p);
+    // One line about the backend's libraries and hardware for reports, e.g. "OpenBLAS 0.3.21
+    // DYNAMIC_ARCH ... (kernel SkylakeX), AMX bf16x3: no". Optional (NULL = nothing to say).
+    const char *(*describe)(void);
 
     // ---- linear: out[N,OC] = inp[N,IC] @ w[OC,IC]^T ----
+    // prec: the arithmetic of this call (fp32 where the backend does not support it; a weight
+    // outside a registered buffer is always multiplied in fp32).
     void (*matmul_forward)(float *out, const float *inp, const float *w, size_t N, size_t IC,
-                           size_t OC);
+                           size_t OC, bipo_matmul_precision prec);
     // dinp[N,IC] (= or += when accumulate) dout[N,OC] @ w[OC,IC]
     void (*matmul_backward)(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
-                            size_t OC, int accumulate);
+                            size_t OC, int accumulate, bipo_matmul_precision prec);
 
     // ---- RMSNorm: out[N,C] = inp * rstd * w, rstd[N] = 1/sqrt(mean(inp^2) + eps) (saved) ----
     void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, size_t N,
@@ -123,10 +128,12 @@ typedef struct bipo_backend {
 
     // The two above and the LM head's input gradient in one: dinp[M,IC] = dlogits @ w[V,IC] with
     // dlogits = logprob_backward(dlp, logits, lse, targets); dlogits [M,V] is scratch the op may
-    // use (the CPU backend's bf16x3 path never writes it). dlp is HOST [M].
+    // use (the CPU backend's bf16x3 path never writes it). dlp is HOST [M]. Optional (NULL:
+    // callers run logprob_backward, then matmul_backward).
     void (*logprob_matmul_backward)(float *dinp, float *dlogits, const float *dlp,
                                     const float *logits, const float *lse, const int *targets,
-                                    const float *w, size_t M, size_t IC, size_t V);
+                                    const float *w, size_t M, size_t IC, size_t V,
+                                    bipo_matmul_precision prec);
 
     // ---- steering hook: h[N,C] += scale * v[C] on rows where mask[n] != 0 (mask NULL = all) --
     void (*add_vector_forward)(float *h, const float *v, float scale, const uint8_t *mask,
@@ -136,19 +143,19 @@ typedef struct bipo_backend {
                                 size_t N, size_t C);
 } bipo_backend;
 
-// The CPU backend (OpenBLAS + OpenMP). Always available.
-const bipo_backend *bipo_backend_cpu(void);
-// Threads the CPU backend uses (OpenMP and OpenBLAS together); 0 = all cores.
-void bipo_backend_cpu_set_threads(int n);
-int bipo_backend_cpu_threads(void);
+// The one way to get a backend: "cpu" (OpenBLAS + OpenMP, always available), "cuda" (CUDA +
+// cuBLAS, when compiled in and a GPU is present) or "auto" / NULL (CUDA when available, else
+// CPU). threads > 0 sets the host threads the backend uses (OpenMP and OpenBLAS together);
+// threads <= 0 keeps the current count (on first use: OMP_NUM_THREADS, else all cores).
+// NULL + bipo_set_error for an unknown or unavailable name.
+const bipo_backend *bipo_backend_open(const char *name, int threads);
+int bipo_backend_cpu_threads(void); // host threads the CPU backend uses now
+
 // Call first thing in main() (before MPI_Init): when OpenBLAS fell back to a generic SSE kernel
 // on a CPU it does not know, re-executes the program once with OPENBLAS_CORETYPE set to the
 // best kernel the CPU supports (see kernels/cpu/blas_tune.c). Returns when nothing to do.
 void bipo_blas_tune(char **argv);
 const char *bipo_blas_corename(void); // the OpenBLAS kernel in use, for reports
-// The CUDA backend, or NULL when not compiled in or no usable GPU is present.
-const bipo_backend *bipo_backend_cuda(void);
-// "auto" picks CUDA when available, else CPU; "cpu" / "cuda" force one (NULL if unavailable).
-const bipo_backend *bipo_backend_by_name(const char *name);
+const char *bipo_blas_config(void);   // OpenBLAS's build description (openblas_get_config)
 
 #endif

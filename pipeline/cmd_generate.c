@@ -10,10 +10,10 @@
 #include "args.h"      // defines: arg_spec, args_parse, args_parse_ids
 #include "chat.h"      // defines: chat templates
 #include "commands.h"  // defines: cmd_generate, cmd_logprobs
-#include "kernels.h"   // defines: bipo_backend_by_name, bipo_backend_cpu_set_threads
-#include "model.h"     // defines: bipo_model_load, bipo_forward, bipo_forward_cached
+#include "generate.h"  // defines: bipo_generate, bipo_gen_opts, bipo_argmax, bipo_token_prob
+#include "kernels.h"   // defines: bipo_backend_open
+#include "model.h"     // defines: bipo_model_load, bipo_forward
 #include "tokenizer.h" // defines: bipo_tokenizer_load, bipo_tokenize, bipo_decoder
-#include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h"      // defines: bipo_last_error, bipo_read_file
 
 // ---- shared setup: backend, model, tokenizer ------------------------------------------------
@@ -26,13 +26,11 @@ typedef struct {
 static int open_session(session *s, const char *cmd, const char *path, const char *backend,
                         long threads, int need_tokenizer) {
     memset(s, 0, sizeof *s);
-    const bipo_backend *be = bipo_backend_by_name(backend);
+    const bipo_backend *be = bipo_backend_open(backend, (int)threads);
     if (!be) {
-        fprintf(stderr, "bipo-pipeline %s: --backend '%s' is not available (use auto, cpu or "
-                        "cuda; cuda needs a GPU and a CUDA build)\n", cmd, backend);
+        fprintf(stderr, "bipo-pipeline %s: --backend: %s\n", cmd, bipo_last_error());
         return -1;
     }
-    if (threads > 0) bipo_backend_cpu_set_threads((int)threads);
     if (bipo_model_load(&s->model, path, be) != 0) {
         fprintf(stderr, "bipo-pipeline %s: %s\n", cmd, bipo_last_error());
         return -1;
@@ -111,56 +109,22 @@ static float *load_vector(const char *path, size_t C) {
     return v;
 }
 
-// ---- sampling ----------------------------------------------------------------------------
-typedef struct {
-    float p;
-    int id;
-} prob_id;
-static int by_prob_desc(const void *a, const void *b) {
-    float x = ((const prob_id *)a)->p, y = ((const prob_id *)b)->p;
-    if (x != y) return x < y ? 1 : -1;
-    return ((const prob_id *)a)->id - ((const prob_id *)b)->id;
-}
-
-static int argmax(const float *x, size_t n) {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int)best;
-}
-
-// Greedy when temperature <= 0; else temperature + nucleus (top-p) sampling.
-static int sample(const float *logits, size_t V, double temperature, double top_p, uint64_t *rng,
-                  prob_id *work) {
-    if (temperature <= 0) return argmax(logits, V);
-    float mx = logits[argmax(logits, V)];
-    double sum = 0;
-    for (size_t i = 0; i < V; i++) {
-        work[i].p = expf((float)((logits[i] - mx) / temperature));
-        work[i].id = (int)i;
-        sum += work[i].p;
-    }
-    qsort(work, V, sizeof *work, by_prob_desc);
-    size_t keep = V;
-    double cum = 0;
-    for (size_t i = 0; i < V; i++) {
-        cum += work[i].p / sum;
-        if (cum >= top_p) {
-            keep = i + 1;
-            break;
-        }
-    }
-    double mass = 0;
-    for (size_t i = 0; i < keep; i++) mass += work[i].p;
-    double r = bipo_rng_uniform(rng) * mass;
-    for (size_t i = 0; i < keep; i++) {
-        r -= work[i].p;
-        if (r <= 0) return work[i].id;
-    }
-    return work[keep - 1].id;
-}
-
 // ---- generate ------------------------------------------------------------------------------
+// Streams each new token to stdout as it is made: its text (through the tokenizer's decoder,
+// which holds back incomplete UTF-8) or, without a tokenizer, its id.
+typedef struct {
+    bipo_decoder *dec;
+    long printed;
+} printer;
+static int print_token(void *ctx, int id) {
+    printer *p = ctx;
+    if (p->dec) bipo_decoder_push(p->dec, id, stdout);
+    else printf("%s%d", p->printed ? " " : "", id);
+    p->printed++;
+    fflush(stdout);
+    return 0;
+}
+
 static const char *GEN_USAGE =
     "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--max-tokens N] "
     "[--temperature T --top-p P --seed S] [--vector FILE --layer L --multiplier M] "
@@ -195,10 +159,9 @@ int cmd_generate(int argc, char **argv) {
     if (open_session(&s, "generate", model, backend, threads, prompt != NULL) != 0) return 1;
     const bipo_config *c = &s.model.cfg;
     int rc = 1;
-    int *ids = NULL;
+    int *ids = NULL, *out_ids = NULL;
     size_t n = 0;
-    float *vec_host = NULL, *vec = NULL, *logits = NULL;
-    prob_id *work = NULL;
+    float *vec_host = NULL, *vec = NULL;
     bipo_hook hook = {-1, NULL, 0, NULL};
     if (vecf) {
         if ((size_t)layer >= c->L) {
@@ -216,50 +179,36 @@ int cmd_generate(int argc, char **argv) {
     }
     if (input_ids(&s, "generate", prompt, tokens, chat, &ids, &n) != 0) goto out;
     if (check_ids("generate", ids, n, c->V) != 0) goto out;
-    size_t ctx = n + (size_t)max_tokens;
-    if (c->max_pos && ctx > c->max_pos) {
+    if (c->max_pos && n + (size_t)max_tokens > c->max_pos) {
         fprintf(stderr, "bipo-pipeline generate: prompt (%zu tokens) + --max-tokens %ld exceeds the "
                         "model's context of %zu\n", n, max_tokens, c->max_pos);
         goto out;
     }
-    bipo_kv_cache kv;
-    bipo_kv_init(&kv, &s.model, ctx);
-    logits = xmalloc(c->V * sizeof(float));
-    work = xmalloc(c->V * sizeof *work);
-    uint64_t rng = (uint64_t)seed;
     int stop_id = s.tok ? bipo_chat_stop_token(s.tok) : c->eos_id;
-    bipo_decoder *dec = s.tok ? bipo_decoder_new(s.tok) : NULL;
-    double t0 = bipo_now(), t1 = t0;
-    bipo_forward_cached(&s.model, &kv, ids, n, vecf ? &hook : NULL, logits);
-    t1 = bipo_now();
-    long produced = 0;
-    for (; produced < max_tokens; produced++) {
-        int next = sample(logits, c->V, temp, top_p, &rng, work);
-        if (next == stop_id || (s.tok && bipo_token_is_eog(s.tok, next))) break;
-        if (dec) {
-            bipo_decoder_push(dec, next, stdout);
-        } else {
-            printf("%s%d", produced ? " " : "", next);
-        }
-        fflush(stdout);
-        if (produced + 1 < max_tokens)
-            bipo_forward_cached(&s.model, &kv, &next, 1, vecf ? &hook : NULL, logits);
+    printer pr = {s.tok ? bipo_decoder_new(s.tok) : NULL, 0};
+    bipo_gen_opts go = {.max_new_tokens = (size_t)max_tokens, .temperature = temp,
+                        .top_p = top_p, .seed = (uint64_t)seed, .stop_ids = &stop_id, .n_stop = 1,
+                        .hook = vecf ? &hook : NULL, .prec = BIPO_MATMUL_FP32,
+                        .on_token = print_token, .ctx = &pr};
+    out_ids = xmalloc((max_tokens ? (size_t)max_tokens : 1) * sizeof(int));
+    bipo_gen_stats st;
+    long produced = bipo_generate(&s.model, s.tok, ids, n, &go, out_ids, &st);
+    if (pr.dec) bipo_decoder_flush(pr.dec, stdout), bipo_decoder_free(pr.dec);
+    if (produced < 0) {
+        fprintf(stderr, "bipo-pipeline generate: %s\n", bipo_last_error());
+        goto out;
     }
-    if (dec) bipo_decoder_flush(dec, stdout), bipo_decoder_free(dec);
     printf("\n");
     fflush(stdout); // the timing line goes to stderr after the text
-    double t2 = bipo_now();
     fprintf(stderr, "generate: prompt %zu tokens in %.0f ms (%.1f tok/s), %ld new tokens in %.0f ms "
                     "(%.1f tok/s), backend %s\n",
-            n, 1e3 * (t1 - t0), n / (t1 - t0), produced, 1e3 * (t2 - t1),
-            produced ? produced / (t2 - t1) : 0.0, s.model.be->name);
-    bipo_kv_free(&kv, &s.model);
+            n, 1e3 * st.prompt_s, n / st.prompt_s, produced, 1e3 * st.decode_s,
+            produced ? produced / st.decode_s : 0.0, s.model.be->name);
     rc = 0;
 out:
     free(ids);
+    free(out_ids);
     free(vec_host);
-    free(logits);
-    free(work);
     if (vec) s.model.be->free(vec);
     close_session(&s);
     return rc;
@@ -308,13 +257,13 @@ int cmd_logprobs(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) rows[i] = i;
     bipo_acts acts;
     bipo_acts_init(&acts, 0);
-    bipo_forward(&s.model, &acts, &b, NULL, rows, n, -1);
+    bipo_forward(&s.model, &acts, &b, NULL, rows, n, -1, BIPO_MATMUL_FP32);
     float *logits = xmalloc(n * c->V * sizeof(float));
     s.model.be->download(logits, acts.logits, n * c->V);
-    prob_id *work = xmalloc(c->V * sizeof *work);
+    bipo_token_prob *work = xmalloc(c->V * sizeof *work);
     for (size_t i = 0; i < n; i++) {
         const float *row = logits + i * c->V;
-        double mx = row[argmax(row, c->V)], sum = 0;
+        double mx = row[bipo_argmax(row, c->V)], sum = 0;
         for (size_t j = 0; j < c->V; j++) sum += exp((double)row[j] - mx);
         double lse = mx + log(sum);
         json_t *o = json_object();
@@ -324,14 +273,14 @@ int cmd_logprobs(int argc, char **argv) {
         json_object_set_new(o, "next_logprob",
                             i + 1 < n ? json_real(row[ids[i + 1]] - lse) : json_null());
         json_t *top = json_array();
-        for (size_t j = 0; j < c->V; j++) work[j] = (prob_id){row[j], (int)j};
+        for (size_t j = 0; j < c->V; j++) work[j] = (bipo_token_prob){row[j], (int)j};
         size_t k = (size_t)top_k < c->V ? (size_t)top_k : c->V;
         // partial selection: k passes over V is fine for small k
         for (size_t t = 0; t < k; t++) {
             size_t best = t;
             for (size_t j = t + 1; j < c->V; j++)
                 if (work[j].p > work[best].p) best = j;
-            prob_id tmp = work[t];
+            bipo_token_prob tmp = work[t];
             work[t] = work[best];
             work[best] = tmp;
             json_array_append_new(top, token_json(&s, work[t].id, work[t].p - lse));

@@ -12,6 +12,7 @@
 #include "commands.h" // defines: cmd_plan
 #include "config.h"   // defines: bipo_config_load
 #include "dataset.h"  // defines: bipo_pairs
+#include "kernels.h"  // defines: bipo_backend_open
 #include "model.h"    // defines: bipo_model_probe
 #include "train.h"    // defines: bipo_plan, bipo_load_behavior
 #include "util.h"
@@ -74,11 +75,10 @@ int cmd_plan(int argc, char **argv) {
            mem_gb, per_rank_budget);
     // a CPU backend with AMX keeps bf16x3 copies of the frozen weights it multiplies (those
     // above the hook layer and the LM head) when the config asks for bf16x3 (the default)
-    const bipo_backend *cpu = bipo_backend_cpu();
+    const bipo_backend *cpu = bipo_backend_open("cpu", 0);
     int amx = (c.train.hp.forward_matmul == BIPO_MATMUL_BF16X3 ||
                c.train.hp.backward_matmul == BIPO_MATMUL_BF16X3) &&
-              cpu->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
-    cpu->set_matmul_precision(BIPO_MATMUL_FP32);
+              cpu->supports_precision(BIPO_MATMUL_BF16X3);
     if (amx) printf("(this CPU has AMX: weights include the bf16x3 copies above each job's layer)\n\n");
     printf("| job | model | behavior | layer | pairs (train/test) | weights GB | cache GB/rank | step GB | total GB/rank | fits |\n");
     printf("|---:|---|---|---:|---|---:|---:|---:|---:|---|\n");

@@ -21,7 +21,7 @@
 #include "bipo.h"    // defines: bipo_dp, bipo_example
 #include "chat.h"      // defines: bipo_chat_for, bipo_chat_template_by_name
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
-#include "kernels.h" // defines: bipo_backend_by_name
+#include "kernels.h" // defines: bipo_backend_open, bipo_blas_config, bipo_blas_corename
 #include "model.h"   // defines: bipo_model_load, bipo_model_probe
 #include "remote.h"  // defines: bipo_blob, msg_send, msg_recv
 #include "store.h"   // defines: bipo_store_*
@@ -65,8 +65,6 @@ static void plan_eta(plan_state *ps, char *buf, size_t n) {
     else bipo_fmt_duration(buf, n, el / (double)finished * (double)todo);
 }
 
-char *openblas_get_config(void);
-
 // The distinct host names of the ranks of comm, comma-separated (collective; malloc'd).
 static char *host_list(MPI_Comm comm) {
     enum { HN = 64 };
@@ -97,7 +95,7 @@ static int ensure_store(plan_state *ps) {
     if (nl) *nl = 0;
     const char *hosts = ps->hosts;
     bipo_attr prov[] = {BIPO_ATTR_S("mpi_version", mpi_version),
-                        BIPO_ATTR_S("blas_config", openblas_get_config()),
+                        BIPO_ATTR_S("blas_config", bipo_blas_config()),
                         BIPO_ATTR_S("start_time_utc", ps->start_time),
                         BIPO_ATTR_S("git_revision", BIPO_GIT_REVISION),
                         BIPO_ATTR_S("bipo_version", BIPO_VERSION),
@@ -380,9 +378,8 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = (int)(cores / local > 0 ? cores / local : 1);
     }
-    if (threads > 0) bipo_backend_cpu_set_threads(threads);
-    const bipo_backend *be = bipo_backend_by_name(o->backend);
-    CHECK(be, "backend '%s' is not available", o->backend);
+    const bipo_backend *be = bipo_backend_open(o->backend, threads);
+    CHECK(be, "%s", bipo_last_error());
     w.gsize = rpj;
     w.n_groups = w.size / rpj;
     w.group = w.rank / rpj;

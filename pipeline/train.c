@@ -16,7 +16,7 @@
 #include "bipo.h"    // defines: bipo_trainer, bipo_examples_build
 #include "chat.h"    // defines: bipo_chat_template_by_name, bipo_chat_for
 #include "dataset.h" // defines: bipo_pairs_load, bipo_pairs_split
-#include "kernels.h" // defines: bipo_backend_by_name
+#include "kernels.h" // defines: BIPO_MATMUL_BF16X3
 #include "model.h"   // defines: bipo_model_load
 #include "store.h"   // defines: bipo_store_*
 #include "util.h"    // defines: bipo_sha256, bipo_now

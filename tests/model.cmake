@@ -16,3 +16,9 @@ set_tests_properties(backward PROPERTIES LABELS "unit;model")
 bipo_add_test(lora SOURCES ${BIPO_TEST_DIR}/test_lora.c)
 add_test(NAME lora COMMAND test_lora)
 set_tests_properties(lora PROPERTIES LABELS "unit;model")
+
+# Generation (workers/generate.c): pinned greedy / sampled / steered outputs, KV cache vs full
+# forwards, the sampler's frequencies.
+bipo_add_test(generate SOURCES ${BIPO_TEST_DIR}/test_generate.c)
+add_test(NAME generate COMMAND test_generate)
+set_tests_properties(generate PROPERTIES LABELS "unit;model")

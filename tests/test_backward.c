@@ -35,6 +35,7 @@ typedef struct {
     size_t M;
     bipo_acts acts;
     float *lp, *lse; // backend [M]
+    bipo_matmul_precision prec; // of every GEMM, forward and backward
 } problem;
 
 static double objective(problem *p, const float *v_host, float mult) {
@@ -43,7 +44,7 @@ static double objective(problem *p, const float *v_host, float mult) {
     float *vb = be->alloc(C);
     be->upload(vb, v_host, C);
     bipo_hook hook = {(int)p->start - 1, vb, mult, NULL};
-    bipo_forward_from(p->m, &p->acts, &p->b, p->h_in, p->start, &hook, p->rows, p->M);
+    bipo_forward_from(p->m, &p->acts, &p->b, p->h_in, p->start, &hook, p->rows, p->M, p->prec);
     be->logprob_forward(p->lp, p->lse, p->acts.logits, p->targets, p->M, p->m->cfg.V);
     float *lp = malloc(p->M * sizeof(float));
     be->download(lp, p->lp, p->M);
@@ -62,7 +63,7 @@ static void gradient(problem *p, const float *v_host, float mult, float *dv_host
     float *dlogits = be->alloc(p->M * V), *dv = be->alloc(C);
     be->logprob_backward(dlogits, p->w, p->acts.logits, p->lse, p->targets, p->M, V);
     bipo_grads g = {0};
-    bipo_backward(p->m, &p->acts, &g, &p->b, p->start, dlogits, p->rows, p->M);
+    bipo_backward(p->m, &p->acts, &g, &p->b, p->start, dlogits, p->rows, p->M, p->prec);
     be->add_vector_backward(dv, g.dresid, mult, NULL, N, C);
     be->download(dv_host, dv, C);
     bipo_grads_free(&g, be);
@@ -74,7 +75,7 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
     mkdir(dir, 0755);
     EXPECT(tm_write_hf(s, dir, BIPO_DT_F32, 1) == 0, "write %s", dir);
     bipo_model m;
-    if (bipo_model_load(&m, dir, bipo_backend_cpu()) != 0) {
+    if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) {
         EXPECT(0, "load %s: %s", dir, bipo_last_error());
         return;
     }
@@ -98,7 +99,7 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
     // cached hidden_states[start] from a plain forward
     bipo_acts a0;
     bipo_acts_init(&a0, 0);
-    bipo_forward(&m, &a0, &p.b, NULL, NULL, 0, (int)start - 1);
+    bipo_forward(&m, &a0, &p.b, NULL, NULL, 0, (int)start - 1, BIPO_MATMUL_FP32);
     p.h_in = be->alloc(N * C);
     be->copy(p.h_in, a0.resid[start], N * C);
     bipo_acts_free(&a0, be);
@@ -148,13 +149,14 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
     // ~1e-5 where that precision exists (M = 16 rows takes the CPU backend's AMX path)
     for (int prec = 0; prec < 2; prec++) {
         bipo_matmul_precision want = prec ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
-        if (be->set_matmul_precision && be->set_matmul_precision(want) != want) continue;
-        if (!be->set_matmul_precision && prec) continue;
+        if (!be->supports_precision(want)) continue;
+        p.prec = want;
         gradient(&p, v, 1.0f, dv); // two steps: logprob_backward, then bipo_backward
         float *dl = be->alloc(p.M * s->V), *dvb = be->alloc(C), *dv2 = malloc(C * sizeof(float));
         bipo_grads g = {0};
         objective(&p, v, 1.0f);
-        bipo_backward_logprob(&m, &p.acts, &g, &p.b, start, p.w, p.lse, p.targets, dl, p.rows, p.M);
+        bipo_backward_logprob(&m, &p.acts, &g, &p.b, start, p.w, p.lse, p.targets, dl, p.rows, p.M,
+                              p.prec);
         be->add_vector_backward(dvb, g.dresid, 1.0f, NULL, N, C);
         be->download(dv2, dvb, C);
         double dn = 0, gn = 0;
@@ -164,7 +166,6 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
         bipo_grads_free(&g, be);
         be->free(dl), be->free(dvb), free(dv2);
     }
-    if (be->set_matmul_precision) be->set_matmul_precision(BIPO_MATMUL_FP32);
     free(v), free(dv), free(u), free(vp), free(p.rows), free(p.targets), free(p.w);
     be->free(p.h_in), be->free(p.lp), be->free(p.lse);
     bipo_acts_free(&p.acts, be);
@@ -174,7 +175,6 @@ static void run(const char *label, const tm_spec *s, const char *dir, size_t sta
 int main(void) {
     char tmp[] = "/tmp/bipo-test-backward-XXXXXX", dir[300];
     if (!mkdtemp(tmp)) return 1;
-    bipo_backend_cpu_set_threads(0); // OMP_NUM_THREADS (CTest runs tests in parallel with 1 each)
     tl_seed(5);
     tm_spec llama = {.L = 3, .C = 48, .NH = 6, .NKV = 2, .HD = 8, .FF = 72, .V = 97,
                      .rope_theta = 10000.f, .eps = 1e-5f, .tied = 1, .seed = 21, .max_pos = 64};

@@ -49,14 +49,13 @@ static double relerr(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e
 int main(void) {
     char tmp[] = "/tmp/bipo-test-bipo-XXXXXX", dir[300];
     if (!mkdtemp(tmp)) return 1;
-    bipo_backend_cpu_set_threads(0); // OMP_NUM_THREADS (CTest runs tests in parallel with 1 each)
     tm_spec s = {.L = 4, .C = 48, .NH = 6, .NKV = 2, .HD = 8, .FF = 96, .V = 64,
                  .rope_theta = 10000.f, .eps = 1e-5f, .tied = 1, .seed = 31, .max_pos = 64};
     snprintf(dir, sizeof dir, "%s/m", tmp);
     mkdir(dir, 0755);
     EXPECT(tm_write_hf(&s, dir, BIPO_DT_F32, 1) == 0, "write model");
     bipo_model m;
-    if (bipo_model_load(&m, dir, bipo_backend_cpu()) != 0) {
+    if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) {
         EXPECT(0, "load: %s", bipo_last_error());
         return tl_summary("test_bipo");
     }
@@ -89,9 +88,8 @@ int main(void) {
     // both GEMM precisions of the backward where this CPU has them (bf16x3 needs AMX); the
     // forward (the loss, the finite differences) is fp32 in both: bf16x3 rounds each input to
     // ~2^-17, a step function that finite differences would see as noise
-    const bipo_backend *be = bipo_backend_cpu();
-    int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
-    be->set_matmul_precision(BIPO_MATMUL_FP32);
+    const bipo_backend *be = bipo_backend_open("cpu", 0);
+    int amx = be->supports_precision(BIPO_MATMUL_BF16X3);
     float *g32 = malloc(C * sizeof(float));
     bipo_matmul_precision fwd0 = t.hp.forward_matmul, bwd0 = t.hp.backward_matmul;
     for (int prec = 0; prec < (amx ? 2 : 1); prec++) {

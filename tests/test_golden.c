@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
            model, hex, want ? want : "?");
 
     bipo_model m;
-    if (bipo_model_load(&m, model, bipo_backend_cpu()) != 0) {
+    if (bipo_model_load(&m, model, bipo_backend_open("cpu", 0)) != 0) {
         EXPECT(0, "load %s: %s", model, bipo_last_error());
         json_decref(doc);
         return tl_summary("test_golden");
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
     bipo_acts_init(&acts, 0);
     bipo_batch b = {.S = S, .off = off, .tokens = tokens};
     double t0 = bipo_now();
-    bipo_forward(&m, &acts, &b, NULL, rows, N, -1);
+    bipo_forward(&m, &acts, &b, NULL, rows, N, -1, BIPO_MATMUL_FP32);
     float *logits = xmalloc(N * V * sizeof(float));
     m.be->download(logits, acts.logits, N * V);
     printf("forward over %zu tokens (%zu texts, packed): %.2f s\n", N, S, bipo_now() - t0);

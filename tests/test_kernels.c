@@ -1,6 +1,10 @@
 // tests/test_kernels.c — every op of the backend table against an independent double-precision
 // reference written here (plain loops, nothing shared with kernels/), and every backward against
-// central finite differences of L = sum(r * f(x)) (r random) taken on that reference.
+// central finite differences of L = sum(r * f(x)) (r random) taken on that reference; for every
+// backend bipo_backend_open gives of the list {cpu, cuda} (ggml's test-backend-ops shape: an
+// absent backend prints "SKIP <name>: not available"), so a new backend is tested without
+// editing this file. Also: every table entry of an available backend is filled, except the
+// documented optional ones.
 //
 // Tolerances (why these numbers):
 //  * forward, float kernel vs double reference on the same float inputs: the kernel rounds
@@ -20,8 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h" // defines: bipo_backend, bipo_seqs, bipo_backend_cpu, bipo_att_floats
+#include <stddef.h>
+
+#include "kernels.h" // defines: bipo_backend, bipo_seqs, bipo_backend_open, bipo_att_floats
 #include "testlib.h" // defines: EXPECT, tl_allclose, tl_summary, tl_randf, tl_fill
+#include "util.h"    // defines: bipo_last_error
 
 #define FWD_ATOL 1e-5
 #define FWD_RTOL 1e-5
@@ -29,7 +36,7 @@
 #define BWD_RTOL 1e-3
 #define FD_MAX 400 // FD checks at most this many elements per tensor (random sample beyond)
 
-static const bipo_backend *be;
+static const bipo_backend *be; // the backend under test
 
 // ---- small helpers -----------------------------------------------------------------------
 static float *rnd(size_t n, float scale) {
@@ -114,18 +121,18 @@ static void test_matmul(size_t N, size_t IC, size_t OC) {
     float *x = rnd(N * IC, 1), *w = rnd(OC * IC, 0.5f), *r = rnd(N * OC, 1);
     double *in[2] = {to_d(x, N * IC), to_d(w, OC * IC)}, *rd = to_d(r, N * OC);
     float *dx_ = dev(x, N * IC), *dw = dev(w, OC * IC), *dy = be->alloc(N * OC);
-    be->matmul_forward(dy, dx_, dw, N, IC, OC);
+    be->matmul_forward(dy, dx_, dw, N, IC, OC, BIPO_MATMUL_FP32);
     check_fwd("matmul out", ref_matmul, &c, in, dy, N * OC);
 
     // backward sets: start from garbage, which must be overwritten
     float *junk = rnd(N * IC, 1e3f), *dr = dev(r, N * OC), *dinp = dev(junk, N * IC);
-    be->matmul_backward(dinp, dr, dw, N, IC, OC, 0);
+    be->matmul_backward(dinp, dr, dw, N, IC, OC, 0, BIPO_MATMUL_FP32);
     float *g = host(dinp, N * IC);
     check_grad("matmul dinp", ref_matmul, &c, in, 0, N * IC, N * OC, rd, g, NULL);
     // accumulate = 1 adds onto what is there
     float *base = rnd(N * IC, 1);
     be->upload(dinp, base, N * IC);
-    be->matmul_backward(dinp, dr, dw, N, IC, OC, 1);
+    be->matmul_backward(dinp, dr, dw, N, IC, OC, 1, BIPO_MATMUL_FP32);
     float *ga = host(dinp, N * IC);
     for (size_t i = 0; i < N * IC; i++) base[i] += g[i];
     tl_allclose("matmul dinp accumulate", ga, base, N * IC, FWD_ATOL, FWD_RTOL);
@@ -163,19 +170,15 @@ static double registered_err(const float *got, const float *a, const float *w, s
 }
 
 static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_precision prec) {
-    if (!be->weights_register || !be->set_matmul_precision) return;
-    if (be->set_matmul_precision(prec) != prec) { // this CPU lacks it: nothing to test
-        be->set_matmul_precision(BIPO_MATMUL_FP32);
-        return;
-    }
+    if (!be->weights_register || !be->supports_precision(prec)) return; // lacks it: nothing to test
     const char *tag = prec == BIPO_MATMUL_BF16X3 ? "bf16x3" : "fp32";
     float *x = rnd(N * IC, 1), *w = rnd(OC * IC, 0.5f), *dyh = rnd(N * OC, 1);
     float *dw = dev(w, OC * IC), *dx = dev(x, N * IC), *dy = dev(dyh, N * OC);
     float *out = be->alloc(N * OC), *din = be->alloc(N * IC);
     be->weights_register(dw, OC * IC);
     for (int round = 0; round < 2; round++) {
-        be->matmul_forward(out, dx, dw, N, IC, OC);
-        be->matmul_backward(din, dy, dw, N, IC, OC, 0);
+        be->matmul_forward(out, dx, dw, N, IC, OC, prec);
+        be->matmul_backward(din, dy, dw, N, IC, OC, 0, prec);
         float *o = host(out, N * OC), *g = host(din, N * IC);
         double worst_f = registered_err(o, x, w, N, IC, OC, 1, IC, prec);  // out = x w^T
         double worst_b = registered_err(g, dyh, w, N, OC, IC, IC, 1, prec); // din = dy w
@@ -184,7 +187,7 @@ static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_p
         EXPECT(worst_b <= 1.0, "registered matmul %s %zux%zux%zu round %d: backward error %.2f x tol", tag,
                N, IC, OC, round, worst_b);
         // accumulate adds onto what is there
-        be->matmul_backward(din, dy, dw, N, IC, OC, 1);
+        be->matmul_backward(din, dy, dw, N, IC, OC, 1, prec);
         float *g2 = host(din, N * IC);
         for (size_t i = 0; i < N * IC; i++) g[i] *= 2;
         tl_allclose("registered matmul accumulate", g2, g, N * IC, 1e-5, 1e-5);
@@ -197,9 +200,33 @@ static void test_matmul_registered(size_t N, size_t IC, size_t OC, bipo_matmul_p
         be->weights_register(dw, OC * IC);
     }
     be->weights_release(dw, OC * IC);
-    be->set_matmul_precision(BIPO_MATMUL_FP32);
     free(x), free(w), free(dyh);
     be->free(dw), be->free(dx), be->free(dy), be->free(out), be->free(din);
+}
+
+// A precision the backend does not support runs in fp32 inside the call: bit for bit what an
+// fp32 call gives (registered weights, rows enough for the CPU backend's AMX path). Where it is
+// supported, test_matmul_registered holds it to its own tolerance.
+static void test_precision_fallback(size_t N, size_t IC, size_t OC) {
+    const bipo_matmul_precision prec = BIPO_MATMUL_BF16X3;
+    if (be->supports_precision(prec)) return;
+    float *x = rnd(N * IC, 1), *w = rnd(OC * IC, 0.5f), *dyh = rnd(N * OC, 1);
+    float *dw = dev(w, OC * IC), *dx = dev(x, N * IC), *dy = dev(dyh, N * OC);
+    float *o[2], *g[2];
+    if (be->weights_register) be->weights_register(dw, OC * IC);
+    for (int k = 0; k < 2; k++) {
+        float *out = be->alloc(N * OC), *din = be->alloc(N * IC);
+        be->matmul_forward(out, dx, dw, N, IC, OC, k ? prec : BIPO_MATMUL_FP32);
+        be->matmul_backward(din, dy, dw, N, IC, OC, 0, k ? prec : BIPO_MATMUL_FP32);
+        o[k] = host(out, N * OC), g[k] = host(din, N * IC);
+        be->free(out), be->free(din);
+    }
+    if (be->weights_release) be->weights_release(dw, OC * IC);
+    tl_allclose("matmul forward, unsupported bf16x3 = fp32 bitwise", o[1], o[0], N * OC, 0, 0);
+    tl_allclose("matmul backward, unsupported bf16x3 = fp32 bitwise", g[1], g[0], N * IC, 0, 0);
+    EXPECT(be->supports_precision(BIPO_MATMUL_FP32), "%s: fp32 must always be supported", be->name);
+    free(x), free(w), free(dyh), free(o[0]), free(o[1]), free(g[0]), free(g[1]);
+    be->free(dw), be->free(dx), be->free(dy);
 }
 
 // ---- rmsnorm -------------------------------------------------------------------------------
@@ -363,17 +390,21 @@ static void test_attention(const char *tag, size_t S, const size_t *nq, const si
     snprintf(what, sizeof what, "attention %s dv", tag);
     check_grad(what, ref_attention, &c, in, 2, nkf, nqf, rd, hv, NULL);
 
-    // the result does not depend on the thread count (each output row has one owner)
-    int nt = bipo_backend_cpu_threads();
-    bipo_backend_cpu_set_threads(3);
-    be->attention_backward(gq, gk, gv, dr, dq_, dk_, dv_, att, &c.sq, NH, NKV, HD);
-    bipo_backend_cpu_set_threads(nt);
-    float *hk3 = host(gk, nkf);
-    snprintf(what, sizeof what, "attention %s dk, 3 threads bitwise", tag);
-    tl_allclose(what, hk3, hk, nkf, 0, 0);
+    // the CPU backend's result does not depend on the thread count (each output row has one
+    // owner)
+    if (strcmp(be->name, "cpu") == 0) {
+        int nt = bipo_backend_cpu_threads();
+        bipo_backend_open("cpu", 3);
+        be->attention_backward(gq, gk, gv, dr, dq_, dk_, dv_, att, &c.sq, NH, NKV, HD);
+        bipo_backend_open("cpu", nt);
+        float *hk3 = host(gk, nkf);
+        snprintf(what, sizeof what, "attention %s dk, 3 threads bitwise", tag);
+        tl_allclose(what, hk3, hk, nkf, 0, 0);
+        free(hk3);
+    }
 
     free(q), free(k), free(v), free(r), free(rd), free(o1), free(o2), free(junk), free(hq),
-        free(hk), free(hv), free(hk3);
+        free(hk), free(hv);
     for (int i = 0; i < 3; i++) free(in[i]);
     float *bufs[] = {dq_, dk_, dv_, out, att, out2, gq, gk, gv, dr};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->free(bufs[i]);
@@ -536,25 +567,64 @@ static void test_add_vector(size_t N, size_t C, float scale, int use_mask) {
 
 // ---- backend table plumbing ------------------------------------------------------------------
 static void test_selection(void) {
-    EXPECT(bipo_backend_by_name("cpu") == bipo_backend_cpu(), "by_name(cpu)");
-    const bipo_backend *cu = bipo_backend_cuda();
-    EXPECT(bipo_backend_by_name("cuda") == cu, "by_name(cuda) must equal bipo_backend_cuda()");
-    EXPECT(bipo_backend_by_name("auto") == (cu ? cu : bipo_backend_cpu()), "by_name(auto)");
-    EXPECT(bipo_backend_by_name("tpu") == NULL, "unknown backend name must give NULL");
-    EXPECT(strcmp(be->name, "cpu") == 0, "cpu backend name is '%s'", be->name);
-    EXPECT(bipo_backend_cpu_threads() >= 1, "threads %d", bipo_backend_cpu_threads());
-    float *p = be->alloc(1000);
-    int zero = ((uintptr_t)p % 64) == 0;
-    for (size_t i = 0; i < 1000; i++) zero &= p[i] == 0.0f;
-    EXPECT(zero, "alloc must return 64-byte aligned zeroed memory");
+    const bipo_backend *cpu = bipo_backend_open("cpu", 0), *cu = bipo_backend_open("cuda", 0);
+    EXPECT(cpu && strcmp(cpu->name, "cpu") == 0, "open(cpu) must give the cpu backend");
+    EXPECT(!cu || strcmp(cu->name, "cuda") == 0, "open(cuda) gave backend '%s'", cu->name);
+    EXPECT(bipo_backend_open("auto", 0) == (cu ? cu : cpu), "open(auto): CUDA when available");
+    EXPECT(bipo_backend_open(NULL, 0) == (cu ? cu : cpu), "open(NULL) is open(auto)");
+    EXPECT(bipo_backend_open("tpu", 0) == NULL && strstr(bipo_last_error(), "'tpu'"),
+           "an unknown name must give NULL and an error naming it (got '%s')", bipo_last_error());
+    int nt = bipo_backend_cpu_threads();
+    EXPECT(nt >= 1, "threads %d", nt);
+    bipo_backend_open("cpu", 3);
+    EXPECT(bipo_backend_cpu_threads() == 3, "open(cpu, 3) gave %d threads", bipo_backend_cpu_threads());
+    bipo_backend_open("cpu", 0); // 0 keeps the count
+    EXPECT(bipo_backend_cpu_threads() == 3, "open(cpu, 0) changed the threads to %d",
+           bipo_backend_cpu_threads());
+    bipo_backend_open("cpu", nt);
+    // the CPU backend's description leads with OpenBLAS's own (the library's provenance string)
+    const char *d = cpu->describe ? cpu->describe() : "";
+    EXPECT(strncmp(d, bipo_blas_config(), strlen(bipo_blas_config())) == 0 && strstr(d, "AMX"),
+           "cpu describe() is '%s', want it to start with '%s' and name AMX", d, bipo_blas_config());
+}
+
+// Every entry of the table is filled but the documented optional ones: the table is read as
+// an array of function pointers after `name` (a new entry is checked without editing this).
+typedef void (*any_fn)(void);
+_Static_assert(sizeof(bipo_backend) % sizeof(any_fn) == 0 &&
+                   offsetof(bipo_backend, alloc) == sizeof(any_fn),
+               "bipo_backend is expected to be `name` followed by function pointers");
+static void test_table(void) {
+    static const size_t optional[] = {offsetof(bipo_backend, weights_register),
+                                      offsetof(bipo_backend, weights_release),
+                                      offsetof(bipo_backend, describe),
+                                      offsetof(bipo_backend, logprob_matmul_backward)};
+    size_t filled = 0, slots = sizeof(bipo_backend) / sizeof(any_fn);
+    for (size_t off = offsetof(bipo_backend, alloc); off < sizeof(bipo_backend); off += sizeof(any_fn)) {
+        any_fn f;
+        memcpy(&f, (const char *)be + off, sizeof f);
+        int opt = 0;
+        for (size_t i = 0; i < sizeof optional / sizeof *optional; i++) opt |= optional[i] == off;
+        EXPECT(f || opt, "%s: table entry %zu of %zu (offset %zu) is NULL and not optional",
+               be->name, off / sizeof(any_fn), slots - 1, off);
+        filled += f != NULL;
+    }
+    EXPECT(!be->weights_register == !be->weights_release,
+           "%s: weights_register and weights_release come together", be->name);
+    EXPECT(be->name && *be->name, "backend without a name");
+    printf("test_kernels: %s: %zu of %zu table entries filled\n", be->name, filled, slots - 1);
+    float *p = be->alloc(1000), h[1000];
+    be->download(h, p, 1000);
+    int zero = 1;
+    for (size_t i = 0; i < 1000; i++) zero &= h[i] == 0.0f;
+    EXPECT(zero, "%s: alloc must return zeroed memory", be->name);
+    if (strcmp(be->name, "cpu") == 0)
+        EXPECT(((uintptr_t)p % 64) == 0, "cpu alloc must return 64-byte aligned memory");
     be->free(p);
 }
 
-int main(void) {
-    be = bipo_backend_cpu();
-    tl_seed(1234);
-    test_selection();
-
+// Every op of the backend in `be`, forward and backward.
+static void test_ops(void) {
     test_matmul(7, 13, 5);
     test_matmul(1, 1, 1);
     test_matmul(33, 64, 17);
@@ -565,12 +635,9 @@ int main(void) {
         test_matmul_registered(64, 1100, 96, prec); // K past one 1024 block of the AMX kernel
         test_matmul_registered(19, 24, 4200, prec); // a long K in the backward (OpenBLAS in fp32)
     }
-    if (be->set_matmul_precision) {
-        int amx = be->set_matmul_precision(BIPO_MATMUL_BF16X3) == BIPO_MATMUL_BF16X3;
-        be->set_matmul_precision(BIPO_MATMUL_FP32);
-        printf("test_kernels: bf16x3 (AMX) GEMM %s on this CPU\n", amx ? "tested" : "not available, skipped");
-    }
-
+    test_precision_fallback(37, 45, 70);
+    printf("test_kernels: %s: bf16x3 GEMM %s\n", be->name,
+           be->supports_precision(BIPO_MATMUL_BF16X3) ? "tested" : "not available: fp32 fallback tested");
     test_rmsnorm(7, 13, 1.0f);
     test_rmsnorm(3, 64, 20.0f);
     test_rmsnorm(2, 1, 0.01f); // tiny values: eps matters
@@ -619,5 +686,21 @@ int main(void) {
     test_logprob(3, 50, 30.0f, 1000.0f);
     test_add_vector(7, 13, 4.0f, 0);
     test_add_vector(9, 70, -2.5f, 1);
+}
+
+int main(void) {
+    static const char *const backends[] = {"cpu", "cuda"};
+    test_selection();
+    for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
+        be = bipo_backend_open(backends[i], 0);
+        if (!be) {
+            printf("test_kernels: SKIP %s: not available\n", backends[i]);
+            continue;
+        }
+        printf("test_kernels: backend %s\n", be->name);
+        tl_seed(1234); // the same inputs on every backend
+        test_table();
+        test_ops();
+    }
     return tl_summary("test_kernels");
 }

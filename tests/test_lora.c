@@ -81,7 +81,7 @@ int main(void) {
         write_safetensors(p, t, 4);
         double scale = rs ? 16.0 / 2.0 : 8.0 / 4.0;
         bipo_model m;
-        if (bipo_model_load(&m, dir, bipo_backend_cpu()) != 0) return 1;
+        if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) return 1;
         char base_fp[65], want_fp[65];
         memcpy(base_fp, m.fingerprint, 65);
         EXPECT(bipo_lora_fingerprint(base_fp, ad, want_fp) == 0, "fingerprint: %s", bipo_last_error());
@@ -129,7 +129,7 @@ int main(void) {
             write_text(p, bad[i].cfg);
         }
         bipo_model m;
-        if (bipo_model_load(&m, dir, bipo_backend_cpu()) != 0) return 1;
+        if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) return 1;
         EXPECT(bipo_lora_merge(&m, ad) != 0 && strstr(bipo_last_error(), bad[i].want),
                "bad adapter %zu: '%s' lacks '%s'", i, bipo_last_error(), bad[i].want);
         bipo_model_free(&m);
@@ -144,7 +144,7 @@ int main(void) {
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", ad);
     write_safetensors(p, wrong, 2);
     bipo_model m;
-    if (bipo_model_load(&m, dir, bipo_backend_cpu()) != 0) return 1;
+    if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) return 1;
     EXPECT(bipo_lora_merge(&m, ad) != 0 && strstr(bipo_last_error(), "down_proj"), "shape: %s", bipo_last_error());
     bipo_model_free(&m);
     free(qa), free(qb), free(da), free(db);

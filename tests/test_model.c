@@ -144,7 +144,7 @@ static float *model_logits(bipo_model *m, const int *tok, size_t T, const bipo_h
     bipo_batch b = {1, off, tok};
     bipo_acts a;
     bipo_acts_init(&a, 0);
-    bipo_forward(m, &a, &b, hook, rows, T, -1);
+    bipo_forward(m, &a, &b, hook, rows, T, -1, BIPO_MATMUL_FP32);
     float *out = malloc(T * m->cfg.V * sizeof(float));
     m->be->download(out, a.logits, T * m->cfg.V);
     bipo_acts_free(&a, m->be);
@@ -153,7 +153,7 @@ static float *model_logits(bipo_model *m, const int *tok, size_t T, const bipo_h
 }
 
 static int load_ok(bipo_model *m, const char *path) {
-    if (bipo_model_load(m, path, bipo_backend_cpu()) != 0) {
+    if (bipo_model_load(m, path, bipo_backend_open("cpu", 0)) != 0) {
         EXPECT(0, "load %s: %s", path, bipo_last_error());
         return 0;
     }
@@ -272,7 +272,7 @@ static void run_spec(const char *label, const tm_spec *s) {
         bipo_batch b = {1, off, tok};
         bipo_acts a;
         bipo_acts_init(&a, 1);
-        bipo_forward(&m32, &a, &b, &hook, NULL, 0, 1);
+        bipo_forward(&m32, &a, &b, &hook, NULL, 0, 1, BIPO_MATMUL_FP32);
         float *h = malloc(T * C * sizeof(float));
         m32.be->download(h, a.resid[2], T * C);
         d = rel_maxdiff(h, hidf, T * C);
@@ -293,7 +293,7 @@ static void run_spec(const char *label, const tm_spec *s) {
         bipo_batch b = {3, off, pk};
         bipo_acts a;
         bipo_acts_init(&a, 1);
-        bipo_forward(&m32, &a, &b, NULL, rows, N, -1);
+        bipo_forward(&m32, &a, &b, NULL, rows, N, -1, BIPO_MATMUL_FP32);
         float *lp = malloc(N * V * sizeof(float));
         m32.be->download(lp, a.logits, N * V);
         for (size_t sq = 0; sq < 3; sq++) {
@@ -311,11 +311,11 @@ static void run_spec(const char *label, const tm_spec *s) {
         bipo_kv_cache kv;
         bipo_kv_init(&kv, &m32, T);
         float *lg = malloc(V * sizeof(float));
-        bipo_forward_cached(&m32, &kv, tok, 4, &hook, lg);
+        bipo_forward_cached(&m32, &kv, tok, 4, &hook, lg, BIPO_MATMUL_FP32);
         d = rel_maxdiff(lg, lh + 3 * V, V);
         int ok = d < 1e-5;
         for (size_t t = 4; t < T; t++) {
-            bipo_forward_cached(&m32, &kv, tok + t, 1, &hook, lg);
+            bipo_forward_cached(&m32, &kv, tok + t, 1, &hook, lg, BIPO_MATMUL_FP32);
             double dt = rel_maxdiff(lg, lh + t * V, V);
             if (dt > d) d = dt;
             ok &= dt < 1e-5;
@@ -336,7 +336,6 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    bipo_backend_cpu_set_threads(0); // OMP_NUM_THREADS (CTest runs tests in parallel with 1 each)
     tl_seed(7);
     tm_spec llama = {.mistral = 0, .L = 3, .C = 96, .NH = 4, .NKV = 4, .HD = 12, .FF = 160,
                      .V = 300, .rope_theta = 10000.f, .eps = 1e-5f, .window = 0, .tied = 0,

@@ -29,7 +29,7 @@ static void write_text(const char *path, const char *text) {
 static void expect_fail(const char *what, const char *path, const char *want1, const char *want2) {
     bipo_model m;
     bipo_clear_error();
-    int rc = bipo_model_load(&m, path, bipo_backend_cpu());
+    int rc = bipo_model_load(&m, path, bipo_backend_open("cpu", 0));
     if (rc == 0) {
         EXPECT(0, "%s: loading %s succeeded but should fail", what, path);
         bipo_model_free(&m);

@@ -135,10 +135,9 @@ static int owned(const bipo_trainer *t, size_t i) {
 
 // ---- caches ------------------------------------------------------------------------------------
 
-// Sets the backend's GEMM arithmetic for the calls that follow; returns the one in effect
-// (fp32 where the backend has no choice or the hardware lacks the precision asked for).
-static bipo_matmul_precision use_matmul(const bipo_backend *be, bipo_matmul_precision p) {
-    return be->set_matmul_precision ? be->set_matmul_precision(p) : BIPO_MATMUL_FP32;
+// The GEMM arithmetic a call with p gets on this backend (fp32 where it lacks p).
+static bipo_matmul_precision in_effect(const bipo_backend *be, bipo_matmul_precision p) {
+    return be->supports_precision(p) ? p : BIPO_MATMUL_FP32;
 }
 
 // Full forward (no vector) of `count` examples starting at ex, in the same packed layout the
@@ -166,10 +165,9 @@ static void build_cache(bipo_trainer *t, bipo_example *ex, size_t count, double 
         bipo_batch b = packed_batch(&p);
         // layers 0..L in fp32 (h_L), the layers above L in the step's forward arithmetic, so
         // that lp - ref at v = 0 is 0 whatever forward_matmul is
-        bipo_forward(m, &a, &b, NULL, NULL, 0, (int)t->layer);
-        use_matmul(be, t->hp.forward_matmul);
-        bipo_forward_from(m, &a, &b, a.resid[t->layer + 1], t->layer + 1, NULL, p.rows, p.M);
-        use_matmul(be, BIPO_MATMUL_FP32);
+        bipo_forward(m, &a, &b, NULL, NULL, 0, (int)t->layer, BIPO_MATMUL_FP32);
+        bipo_forward_from(m, &a, &b, a.resid[t->layer + 1], t->layer + 1, NULL, p.rows, p.M,
+                          t->hp.forward_matmul);
         if (p.M > lp_cap) {
             if (lp) be->free(lp), be->free(lse);
             lp = be->alloc(lp_cap = p.M);
@@ -245,9 +243,8 @@ int bipo_trainer_init(bipo_trainer *t, bipo_model *m, size_t layer, const bipo_h
     if (t->hp.schedule_epochs == 0) t->hp.schedule_epochs = t->hp.epochs;
     // the GEMM precisions this machine gives (bf16x3 falls back to fp32 without AMX)
     const bipo_backend *be = m->be;
-    t->hp.forward_matmul = use_matmul(be, t->hp.forward_matmul);
-    t->hp.backward_matmul = use_matmul(be, t->hp.backward_matmul);
-    use_matmul(be, BIPO_MATMUL_FP32);
+    t->hp.forward_matmul = in_effect(be, t->hp.forward_matmul);
+    t->hp.backward_matmul = in_effect(be, t->hp.backward_matmul);
     t->train = train;
     t->test = test;
     t->n_train = n_train;
@@ -310,7 +307,7 @@ static void fill_hidden(bipo_trainer *t, const packed *p, bipo_example *ex, floa
                 if (!have_lo) bipo_acts_init(&lo, 0), have_lo = 1;
                 size_t off[2] = {0, e->n[k]};
                 bipo_batch b = {1, off, e->tok[k]};
-                bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer);
+                bipo_forward(t->m, &lo, &b, NULL, NULL, 0, (int)t->layer, BIPO_MATMUL_FP32);
                 tmp = xrealloc(tmp, e->n[k] * C * sizeof(float));
                 be->download(tmp, lo.resid[t->layer + 1], e->n[k] * C);
                 src = tmp + j0 * C;
@@ -349,10 +346,10 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     be->upload(t->vb, v, C);
     // the layers above L run in forward_matmul here, in the reference log-probs and in
     // held-out evaluation alike (build_cache); the backward in backward_matmul
-    use_matmul(be, t->hp.forward_matmul);
     bipo_hook hook = {(int)t->layer, t->vb, (float)d, NULL};
     bipo_batch b = packed_batch(&p);
-    bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M);
+    bipo_forward_from(m, &t->acts, &b, t->hbuf, t->layer + 1, &hook, p.rows, p.M,
+                      t->hp.forward_matmul);
     be->logprob_forward(t->lp, t->lse, t->acts.logits, p.targets, p.M, V);
     float *lph = xmalloc(p.M * sizeof(float));
     be->download(lph, t->lp, p.M);
@@ -382,15 +379,13 @@ static double loss_grad_local(bipo_trainer *t, bipo_example *ex, float ***h, dou
     if (grad) {
         float *dlp = xmalloc(p.M * sizeof(float));
         for (size_t r = 0; r < p.M; r++) dlp[r] = (float)dseq[p.row_seq[r]];
-        use_matmul(be, t->hp.backward_matmul);
         bipo_backward_logprob(m, &t->acts, &t->grads, &b, t->layer + 1, dlp, t->lse, p.targets,
-                              t->dlogits, p.rows, p.M);
+                              t->dlogits, p.rows, p.M, t->hp.backward_matmul);
         be->zero(t->dvb, C);
         be->add_vector_backward(t->dvb, t->grads.dresid, (float)d, NULL, p.N, C);
         be->download(grad, t->dvb, C);
         free(dlp);
     }
-    use_matmul(be, BIPO_MATMUL_FP32);
     free(lph), free(lps), free(dseq);
     packed_free(&p);
     return loss;

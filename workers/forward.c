@@ -125,6 +125,7 @@ typedef struct {
     const size_t *kv_rows;    // shared-prefix layout: rows gathered into kg/vg, else NULL
     size_t NK;
     float *kg, *vg;
+    bipo_matmul_precision prec; // the GEMMs' arithmetic
 } layer_io;
 
 static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const float *x,
@@ -134,9 +135,9 @@ static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const
     const bipo_layer_weights *w = &m->layers[l];
     size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
     be->rmsnorm_forward(a->ln1[l], a->ln1_rstd[l], x, w->attn_norm, N, c->C, c->rms_eps);
-    be->matmul_forward(a->q[l], a->ln1[l], w->wq, N, c->C, QD);
-    be->matmul_forward(io->kdst, a->ln1[l], w->wk, N, c->C, KVD);
-    be->matmul_forward(io->vdst, a->ln1[l], w->wv, N, c->C, KVD);
+    be->matmul_forward(a->q[l], a->ln1[l], w->wq, N, c->C, QD, io->prec);
+    be->matmul_forward(io->kdst, a->ln1[l], w->wk, N, c->C, KVD, io->prec);
+    be->matmul_forward(io->vdst, a->ln1[l], w->wv, N, c->C, KVD, io->prec);
     be->rope_forward(a->q[l], io->pos, N, c->NH, c->HD, c->rope_theta);
     be->rope_forward(io->kdst, io->pos, N, c->NKV, c->HD, c->rope_theta);
     const float *kall = io->kall, *vall = io->vall;
@@ -147,14 +148,14 @@ static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const
     }
     be->attention_forward(a->attn_out[l], a->save ? a->att[l] : NULL, a->q[l], kall, vall,
                           io->sq, c->NH, c->NKV, c->HD, c->sliding_window);
-    be->matmul_forward(a->scratch, a->attn_out[l], w->wo, N, QD, c->C);
+    be->matmul_forward(a->scratch, a->attn_out[l], w->wo, N, QD, c->C, io->prec);
     be->residual_forward(a->resid_mid[l], x, a->scratch, N * c->C);
     be->rmsnorm_forward(a->ln2[l], a->ln2_rstd[l], a->resid_mid[l], w->ffn_norm, N, c->C,
                         c->rms_eps);
-    be->matmul_forward(a->gate[l], a->ln2[l], w->w_gate, N, c->C, c->FF);
-    be->matmul_forward(a->up[l], a->ln2[l], w->w_up, N, c->C, c->FF);
+    be->matmul_forward(a->gate[l], a->ln2[l], w->w_gate, N, c->C, c->FF, io->prec);
+    be->matmul_forward(a->up[l], a->ln2[l], w->w_up, N, c->C, c->FF, io->prec);
     be->swiglu_forward(a->act[l], a->gate[l], a->up[l], N * c->FF);
-    be->matmul_forward(a->scratch, a->act[l], w->w_down, N, c->FF, c->C);
+    be->matmul_forward(a->scratch, a->act[l], w->w_down, N, c->FF, c->C, io->prec);
     be->residual_forward(out, a->resid_mid[l], a->scratch, N * c->C);
 }
 
@@ -165,12 +166,12 @@ static void apply_hook(bipo_model *m, const bipo_hook *hook, size_t l, float *h,
 
 // Final norm + LM head at the M selected rows of h [N, C] -> a->logits [M, V].
 static void head_forward(bipo_model *m, bipo_acts *a, const float *h, const size_t *rows,
-                         size_t M) {
+                         size_t M, bipo_matmul_precision prec) {
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
     be->gather_rows(a->head_in, h, rows, M, c->C);
     be->rmsnorm_forward(a->lnf, a->lnf_rstd, a->head_in, m->norm_f, M, c->C, c->rms_eps);
-    be->matmul_forward(a->logits, a->lnf, m->lm_head, M, c->C, c->V);
+    be->matmul_forward(a->logits, a->lnf, m->lm_head, M, c->C, c->V, prec);
 }
 
 int *bipo_batch_positions(const bipo_batch *b) {
@@ -194,33 +195,35 @@ bipo_seqs bipo_batch_seqs(const bipo_batch *b) {
 static size_t batch_nk(const bipo_batch *b) { return b->kv_rows ? b->ak_off[b->AS] : 0; }
 
 static void run_layers(bipo_model *m, bipo_acts *a, const bipo_batch *b, size_t start,
-                       size_t last, const bipo_hook *hook, const size_t *rows, size_t M) {
+                       size_t last, const bipo_hook *hook, const size_t *rows, size_t M,
+                       bipo_matmul_precision prec) {
     size_t N = b->off[b->S];
     bipo_seqs sq = bipo_batch_seqs(b);
     int *pos = bipo_batch_positions(b);
     for (size_t l = start; l < last; l++) {
-        layer_io io = {pos,      &sq, a->k[l], a->v[l], a->k[l], a->v[l], b->kv_rows, batch_nk(b),
-                       a->kg ? a->kg[l] : NULL, a->vg ? a->vg[l] : NULL};
+        layer_io io = {pos,         &sq,     a->k[l], a->v[l], a->k[l], a->v[l], b->kv_rows,
+                       batch_nk(b), a->kg ? a->kg[l] : NULL, a->vg ? a->vg[l] : NULL, prec};
         layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
         apply_hook(m, hook, l, a->resid[l + 1], N);
     }
-    if (last == m->cfg.L && M > 0) head_forward(m, a, a->resid[m->cfg.L], rows, M);
+    if (last == m->cfg.L && M > 0) head_forward(m, a, a->resid[m->cfg.L], rows, M, prec);
     free(pos);
 }
 
 void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_hook *hook,
-                  const size_t *rows, size_t M, int stop) {
+                  const size_t *rows, size_t M, int stop, bipo_matmul_precision prec) {
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
     bipo_seqs sq = bipo_batch_seqs(b);
     acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0, batch_nk(b));
     m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
     size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
-    run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0);
+    run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0, prec);
 }
 
 void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const float *h_in,
-                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M) {
+                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M,
+                       bipo_matmul_precision prec) {
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
     bipo_seqs sq = bipo_batch_seqs(b);
@@ -228,7 +231,7 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
     acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start, batch_nk(b));
     if (a->resid[start] != h_in) m->be->copy(a->resid[start], h_in, N * c->C);
     if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
-    run_layers(m, a, b, start, c->L, hook, rows, M);
+    run_layers(m, a, b, start, c->L, hook, rows, M, prec);
 }
 
 // ---- KV-cached generation -----------------------------------------------------------------
@@ -259,7 +262,7 @@ void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m) {
 }
 
 void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, size_t n,
-                         const bipo_hook *hook, float *logits_host) {
+                         const bipo_hook *hook, float *logits_host, bipo_matmul_precision prec) {
     const bipo_config *c = &m->cfg;
     CHECK(kv->n + n <= kv->cap, "KV cache full: %zu + %zu tokens > capacity %zu", kv->n, n, kv->cap);
     size_t KVD = c->NKV * c->HD, total = kv->n + n;
@@ -272,12 +275,12 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
     m->be->embedding_forward(a->resid[0], tokens, m->wte, n, c->C);
     for (size_t l = 0; l < c->L; l++) {
         layer_io io = {pos,      &sq, kv->k[l] + kv->n * KVD, kv->v[l] + kv->n * KVD,
-                       kv->k[l], kv->v[l], NULL, 0, NULL, NULL};
+                       kv->k[l], kv->v[l], NULL, 0, NULL, NULL, prec};
         layer_forward(m, a, l, n, a->resid[l], a->resid[l + 1], &io);
         apply_hook(m, hook, l, a->resid[l + 1], n);
     }
     size_t row = n - 1;
-    head_forward(m, a, a->resid[c->L], &row, 1);
+    head_forward(m, a, a->resid[c->L], &row, 1, prec);
     m->be->download(logits_host, a->logits, c->V);
     kv->n = total;
     free(pos);

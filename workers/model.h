@@ -143,15 +143,20 @@ void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
 // stop >= 0, in which case logits are not computed and acts->resid[stop+1] holds hidden_states
 // [stop+1]). Logits only for the M rows listed in rows[] (indices into the packed batch):
 // acts->logits [M, V]. hook may be NULL.
+//
+// prec (here and below): the arithmetic of every linear layer's GEMM the call runs (the LM
+// head's included); a precision the backend lacks runs in fp32 (be->supports_precision). BiPO
+// computes h_L in fp32 and the layers above it in its forward/backward_matmul setting.
 void bipo_forward(bipo_model *m, bipo_acts *acts, const bipo_batch *b, const bipo_hook *hook,
-                  const size_t *rows, size_t M, int stop);
+                  const size_t *rows, size_t M, int stop, bipo_matmul_precision prec);
 
 // Runs layers [start, L) on h_in [N, C] (backend) = hidden_states[start] and the LM head at
 // rows[M]. A hook at layer start-1 is applied to h_in's copy (that is where BiPO adds d*v, on
 // top of a cached h_L); hooks at layers >= start act as in bipo_forward. acts->save must be 1
 // for a later bipo_backward.
 void bipo_forward_from(bipo_model *m, bipo_acts *acts, const bipo_batch *b, const float *h_in,
-                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M);
+                       size_t start, const bipo_hook *hook, const size_t *rows, size_t M,
+                       bipo_matmul_precision prec);
 
 // ---- activation-only backward (no weight gradients, ever) ---------------------------------
 // Gradient buffers, grown on demand.
@@ -172,16 +177,18 @@ void bipo_grads_free(bipo_grads *g, const bipo_backend *be);
 // head, final norm and layers L-1 ... start, in exactly the reverse order of the forward.
 // On return g->dresid [N, C] holds d(objective)/d(hidden_states[start]) (after the hook).
 void bipo_backward(bipo_model *m, bipo_acts *acts, bipo_grads *g, const bipo_batch *b,
-                   size_t start, const float *dlogits, const size_t *rows, size_t M);
+                   size_t start, const float *dlogits, const size_t *rows, size_t M,
+                   bipo_matmul_precision prec);
 // The same from the gradient of the scored log-probs, dlp (HOST [M]), with lse [M] and the
 // targets of the forward's logprob_forward: dlogits = dlp (onehot - softmax) is made inside
 // the head's GEMM where the backend can (be->logprob_matmul_backward); dlogits [M, V] is
 // backend scratch for when it cannot.
 void bipo_backward_logprob(bipo_model *m, bipo_acts *acts, bipo_grads *g, const bipo_batch *b,
                            size_t start, const float *dlp, const float *lse, const int *targets,
-                           float *dlogits, const size_t *rows, size_t M);
+                           float *dlogits, const size_t *rows, size_t M,
+                           bipo_matmul_precision prec);
 
-// ---- generation with a KV cache (one sequence) ----
+// ---- the KV-cached forward of one sequence (generation: workers/generate.h) ----
 typedef struct {
     size_t cap;  // tokens
     size_t n;    // tokens cached
@@ -193,6 +200,6 @@ void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap);
 void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m);
 // Appends n tokens to the cache and writes the last token's logits to logits_host[V].
 void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, size_t n,
-                         const bipo_hook *hook, float *logits_host);
+                         const bipo_hook *hook, float *logits_host, bipo_matmul_precision prec);
 
 #endif

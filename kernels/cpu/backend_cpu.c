@@ -81,10 +81,10 @@ static size_t col_slice(size_t n, int t, int nt, size_t *c0) {
 }
 
 static void cpu_matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC,
-                               size_t OC) {
+                               size_t OC, bipo_matmul_precision prec) {
     if (N == 0 || OC == 0) return;
     if (IC == 0) { cpu_zero(out, N * OC); return; }
-    if (bipo_cpu_gemm_forward(out, inp, w, N, IC, OC)) return;
+    if (bipo_cpu_gemm_forward(out, inp, w, N, IC, OC, prec)) return;
 #pragma omp parallel num_threads(bipo_cpu_nt)
     {
         size_t o0, no = col_slice(OC, omp_get_thread_num(), omp_get_num_threads(), &o0);
@@ -94,10 +94,10 @@ static void cpu_matmul_forward(float *out, const float *inp, const float *w, siz
     }
 }
 static void cpu_matmul_backward(float *dinp, const float *dout, const float *w, size_t N,
-                                size_t IC, size_t OC, int accumulate) {
+                                size_t IC, size_t OC, int accumulate, bipo_matmul_precision prec) {
     if (N == 0 || IC == 0) return;
     if (OC == 0) { if (!accumulate) cpu_zero(dinp, N * IC); return; }
-    if (bipo_cpu_gemm_backward(dinp, dout, w, N, IC, OC, accumulate)) return;
+    if (bipo_cpu_gemm_backward(dinp, dout, w, N, IC, OC, accumulate, prec)) return;
 #pragma omp parallel num_threads(bipo_cpu_nt)
     {
         size_t i0, ni = col_slice(IC, omp_get_thread_num(), omp_get_num_threads(), &i0);
@@ -317,10 +317,11 @@ static void cpu_logprob_backward(float *dlogits, const float *dlp, const float *
 
 static void cpu_logprob_matmul_backward(float *dinp, float *dlogits, const float *dlp,
                                         const float *logits, const float *lse, const int *targets,
-                                        const float *w, size_t M, size_t IC, size_t V) {
-    if (bipo_cpu_gemm_logprob_backward(dinp, dlp, logits, lse, targets, w, M, IC, V)) return;
+                                        const float *w, size_t M, size_t IC, size_t V,
+                                        bipo_matmul_precision prec) {
+    if (bipo_cpu_gemm_logprob_backward(dinp, dlp, logits, lse, targets, w, M, IC, V, prec)) return;
     cpu_logprob_backward(dlogits, dlp, logits, lse, targets, M, V);
-    cpu_matmul_backward(dinp, dlogits, w, M, IC, V, 0);
+    cpu_matmul_backward(dinp, dlogits, w, M, IC, V, 0, prec);
 }
 
 // ---- steering hook -------------------------------------------------------------------------
@@ -366,7 +367,8 @@ static const bipo_backend cpu_backend = {
     .sync = cpu_sync,
     .weights_register = bipo_cpu_gemm_register,
     .weights_release = bipo_cpu_gemm_release,
-    .set_matmul_precision = bipo_cpu_set_matmul_precision,
+    .supports_precision = bipo_cpu_supports_precision,
+    .describe = bipo_cpu_describe,
     .matmul_forward = cpu_matmul_forward,
     .matmul_backward = cpu_matmul_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,

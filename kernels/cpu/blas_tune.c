@@ -20,9 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kernels.h"
+#include <pthread.h>
 
-char *openblas_get_corename(void);
+#include "cpu_internal.h" // defines: bipo_cpu_amx_available, bipo_cpu_describe
+#include "kernels.h"      // defines: bipo_blas_tune, bipo_blas_corename, bipo_blas_config
+
+char *openblas_get_corename(void); // OpenBLAS's cblas.h declares them; netlib's does not
+char *openblas_get_config(void);
 
 static const char *best_coretype(void) {
     __builtin_cpu_init();
@@ -57,4 +61,21 @@ void bipo_blas_tune(char **argv) {
 const char *bipo_blas_corename(void) {
     const char *c = openblas_get_corename();
     return c ? c : "?";
+}
+
+const char *bipo_blas_config(void) {
+    const char *c = openblas_get_config();
+    return c ? c : "?";
+}
+
+// "OpenBLAS 0.3.21 DYNAMIC_ARCH ... (kernel SkylakeX), AMX bf16x3: no", made once.
+static char cpu_description[512];
+static pthread_once_t describe_once = PTHREAD_ONCE_INIT;
+static void describe_init(void) {
+    snprintf(cpu_description, sizeof cpu_description, "%s (kernel %s), AMX bf16x3: %s",
+             bipo_blas_config(), bipo_blas_corename(), bipo_cpu_amx_available() ? "yes" : "no");
+}
+const char *bipo_cpu_describe(void) {
+    pthread_once(&describe_once, describe_init);
+    return cpu_description;
 }

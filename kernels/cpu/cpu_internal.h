@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels.h" // defines: bipo_seqs, bipo_backend
+#include "backend_impl.h" // defines: bipo_backend_cpu_set_threads
+#include "kernels.h"      // defines: bipo_seqs, bipo_backend
 
 // Threads every OpenMP region of the CPU backend uses (num_threads clause), set by
 // bipo_backend_cpu_set_threads. The clause (not only omp_set_num_threads) keeps the count
@@ -59,15 +60,17 @@ static inline float bipo_expf(float x) {
 #define BIPO_CPU_GEMM_MIN_ROWS 8
 void bipo_cpu_gemm_register(const float *base, size_t n);
 void bipo_cpu_gemm_release(const float *base, size_t n);
-bipo_matmul_precision bipo_cpu_set_matmul_precision(bipo_matmul_precision p);
-// The matmul ops on this path; return 0 (nothing done) when it does not apply.
+int bipo_cpu_supports_precision(bipo_matmul_precision p); // fp32 always, bf16x3 with AMX
+// The matmul ops on this path (prec = BIPO_MATMUL_BF16X3 on AMX); return 0 (nothing done) when
+// it does not apply.
 int bipo_cpu_gemm_forward(float *out, const float *inp, const float *w, size_t N, size_t IC,
-                          size_t OC);
+                          size_t OC, bipo_matmul_precision prec);
 int bipo_cpu_gemm_backward(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
-                           size_t OC, int accumulate);
+                           size_t OC, int accumulate, bipo_matmul_precision prec);
 int bipo_cpu_gemm_logprob_backward(float *dinp, const float *dlp, const float *logits,
                                    const float *lse, const int *targets, const float *w, size_t M,
-                                   size_t IC, size_t V);
+                                   size_t IC, size_t V, bipo_matmul_precision prec);
+const char *bipo_cpu_describe(void); // blas_tune.c: OpenBLAS build, kernel, AMX
 
 // ---- AMX bf16x3 (gemm_amx.c) ----
 int bipo_cpu_amx_available(void); // AMX-BF16 + AVX512-BF16 present and the OS grants tiles

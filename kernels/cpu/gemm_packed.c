@@ -16,11 +16,8 @@
 
 // ---- precision, and the packed weights ---------------------------------------------------
 
-static bipo_matmul_precision mm_prec = BIPO_MATMUL_FP32;
-
-bipo_matmul_precision bipo_cpu_set_matmul_precision(bipo_matmul_precision p) {
-    mm_prec = p == BIPO_MATMUL_BF16X3 && bipo_cpu_amx_available() ? p : BIPO_MATMUL_FP32;
-    return mm_prec;
+int bipo_cpu_supports_precision(bipo_matmul_precision p) {
+    return p == BIPO_MATMUL_FP32 || (p == BIPO_MATMUL_BF16X3 && bipo_cpu_amx_available());
 }
 
 enum { PACK_FWD_AMX, PACK_BWD_AMX }; // what a packed copy is for
@@ -131,10 +128,12 @@ done:
     return out;
 }
 
-// AMX bf16x3 for out[N, NC] (+)= inp[N, K] @ B when that precision is on and w is registered.
+// AMX bf16x3 for out[N, NC] (+)= inp[N, K] @ B when that precision is asked for, the CPU has
+// it and w is registered.
 static int amx_gemm(float *out, const float *inp, const float *w, size_t N, size_t OC, size_t IC,
-                    int bwd, int accumulate, const bipo_amx_softmax_grad *sg) {
-    if (mm_prec != BIPO_MATMUL_BF16X3) return 0;
+                    int bwd, int accumulate, const bipo_amx_softmax_grad *sg,
+                    bipo_matmul_precision prec) {
+    if (prec != BIPO_MATMUL_BF16X3 || !bipo_cpu_amx_available()) return 0;
     const uint16_t *pk = packed_for(w, OC, IC, bwd ? PACK_BWD_AMX : PACK_FWD_AMX);
     if (!pk) return 0;
     size_t K = bwd ? OC : IC, NC = bwd ? IC : OC;
@@ -143,18 +142,19 @@ static int amx_gemm(float *out, const float *inp, const float *w, size_t N, size
 }
 
 int bipo_cpu_gemm_forward(float *out, const float *inp, const float *w, size_t N, size_t IC,
-                          size_t OC) {
-    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(out, inp, w, N, OC, IC, 0, 0, NULL);
+                          size_t OC, bipo_matmul_precision prec) {
+    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(out, inp, w, N, OC, IC, 0, 0, NULL, prec);
 }
 
 int bipo_cpu_gemm_backward(float *dinp, const float *dout, const float *w, size_t N, size_t IC,
-                           size_t OC, int accumulate) {
-    return N >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, dout, w, N, OC, IC, 1, accumulate, NULL);
+                           size_t OC, int accumulate, bipo_matmul_precision prec) {
+    return N >= BIPO_CPU_GEMM_MIN_ROWS &&
+           amx_gemm(dinp, dout, w, N, OC, IC, 1, accumulate, NULL, prec);
 }
 
 int bipo_cpu_gemm_logprob_backward(float *dinp, const float *dlp, const float *logits,
                                    const float *lse, const int *targets, const float *w, size_t M,
-                                   size_t IC, size_t V) {
+                                   size_t IC, size_t V, bipo_matmul_precision prec) {
     bipo_amx_softmax_grad sg = {dlp, lse, targets};
-    return M >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, logits, w, M, V, IC, 1, 0, &sg);
+    return M >= BIPO_CPU_GEMM_MIN_ROWS && amx_gemm(dinp, logits, w, M, V, IC, 1, 0, &sg, prec);
 }
