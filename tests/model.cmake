@@ -16,3 +16,11 @@ set_tests_properties(backward PROPERTIES LABELS "unit;model")
 bipo_add_test(lora SOURCES ${BIPO_TEST_DIR}/test_lora.c)
 add_test(NAME lora COMMAND test_lora)
 set_tests_properties(lora PROPERTIES LABELS "unit;model")
+
+# The activation/gradient buffer tables (workers/buffers.c): sizes, shared slots, growth, and
+# free releases everything (counting backend; the ASan copy also checks bounds and leaks).
+bipo_add_test(buffers SOURCES ${BIPO_TEST_DIR}/test_buffers.c)
+add_test(NAME buffers COMMAND test_buffers)
+set_tests_properties(buffers PROPERTIES LABELS "unit;model")
+bipo_add_asan_test(buffers ${BIPO_TEST_DIR}/test_buffers.c)
+set_tests_properties(buffers_asan PROPERTIES LABELS "model")

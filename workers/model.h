@@ -136,8 +136,15 @@ int *bipo_batch_positions(const bipo_batch *b);
 // The attention layout of a batch (plain sequences or the shared-prefix layout).
 bipo_seqs bipo_batch_seqs(const bipo_batch *b);
 
+// The activations' buffers (workers/buffers.c: one table drives ensure and free).
 void bipo_acts_init(bipo_acts *a, int save);
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
+// Makes a hold N tokens, att attention floats, M logit rows and K gathered k/v rows for layers
+// first..L-1 (a forward from a cached hidden state never touches the layers below it, so a
+// BiPO step at layer 15 of 30 keeps activations for 14 layers only); grows with headroom.
+// bipo_forward and bipo_forward_from call it.
+void bipo_acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M,
+                      size_t first, size_t K);
 
 // Full-batch forward from the embeddings through all layers (or only up to layer `stop` if
 // stop >= 0, in which case logits are not computed and acts->resid[stop+1] holds hidden_states
@@ -167,6 +174,9 @@ typedef struct {
     float *dgate, *dup, *dact; // [N, FF]
     float *dhead;   // [M, C]
 } bipo_grads;
+// The gradients' buffers (workers/buffers.c, one table): sized for N rows, M scored rows and
+// K gathered k/v rows (0: none); bipo_backward calls ensure.
+void bipo_grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M, size_t K);
 void bipo_grads_free(bipo_grads *g, const bipo_backend *be);
 // Back from dlogits [M, V] (backend; the rows of the last bipo_forward_from) through the LM
 // head, final norm and layers L-1 ... start, in exactly the reverse order of the forward.
