@@ -2,7 +2,7 @@
 // to it: the transaction (lock, side file, fsync, rename), then the writes of a run, a
 // checkpoint and a provenance record. HDF5 helpers: store_h5.c; reads, listing: store_read.c.
 #define _GNU_SOURCE // copy_file_range
-#include "store_internal.h"
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, put_f32, store_err
 
 #include <dirent.h>
 #include <errno.h>

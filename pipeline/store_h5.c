@@ -1,7 +1,7 @@
 // pipeline/store_h5.c — the vector library's HDF5 helpers (see store.h and docs/LIBRARY.md):
 // the error reporting behind H5_TRY and small attribute/dataset/group helpers that writes
 // (store.c) and reads (store_read.c) share. What the library holds is in those two files.
-#include "store_internal.h"
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, store_err (helpers implemented here)
 
 #include <stdarg.h>
 #include <stdio.h>

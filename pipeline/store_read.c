@@ -1,7 +1,7 @@
 // pipeline/store_read.c — see store.h and docs/LIBRARY.md. Reading the vector library: find
 // a run, read a run, its vector or a checkpoint, and the listing and consistency check behind
 // `inspect`. Reads see the committed library, or inside a batch its uncommitted side file.
-#include "store_internal.h"
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, get_f32, child_names, group_find
 
 #include <math.h>
 #include <stdio.h>

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
+#include "model.h" // defines: bipo_model, bipo_acts, bipo_grads, bipo_batch, bipo_batch_seqs
+#include "util.h" // defines: CHECK
 
 // g->dresid holds d/d(resid[l+1]) on entry and d/d(resid[l]) on return.
 static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l, size_t N,

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
+#include "model.h" // defines: bipo_model, bipo_acts, bipo_hook, bipo_batch, bipo_acts_ensure
+#include "util.h" // defines: xmalloc, xcalloc, CHECK
 
 // One decoder layer on N rows. x -> out (may not alias). k/v are written to kdst/vdst
 // (the activation slot, or the KV cache at the next free row); attention reads kall/vall.

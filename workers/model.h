@@ -3,14 +3,15 @@
 //
 // Shapes (see kernels/kernels.h for the letters): N tokens in the packed batch, C hidden,
 // NH/NKV heads, HD head dim, FF MLP, V vocab, L layers, QD = NH*HD, KVD = NKV*HD.
-// Hook convention: layer index l is 0-based HF `model.layers[l]`; "the output of layer l" is
-// HF hidden_states[l+1]. Steering adds m*v to that output before layer l+1 reads it.
+// Layers: `layer` (a hook's layer, the layer a job trains at) and the loop index `l` are 0-based
+// HF `model.layers[layer]`; L is only ever the number of layers. "The output of layer `layer`"
+// is HF hidden_states[layer+1]; steering adds m*v to it before layer+1 reads it.
 #ifndef BIPO_MODEL_H
 #define BIPO_MODEL_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels.h"
+#include "kernels.h" // defines: bipo_backend, bipo_seqs
 
 enum { BIPO_ARCH_LLAMA = 0, BIPO_ARCH_MISTRAL = 1 };
 
@@ -125,7 +126,7 @@ typedef struct {
 
 // Steering: h_out(layer) += mult * vec at rows where mask != 0 (mask NULL = all rows).
 typedef struct {
-    int layer;          // -1 = no steering
+    int layer;          // the layer whose output is steered (0-based); -1 = no steering
     const float *vec;   // [C] backend buffer
     float mult;
     const uint8_t *mask; // [N] host or NULL

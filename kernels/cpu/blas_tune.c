@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kernels.h"
+#include "kernels.h" // defines: bipo_blas_tune, bipo_blas_corename (implemented here)
 
 char *openblas_get_corename(void);
 
