@@ -1,6 +1,6 @@
 // common/util.c — see util.h.
 #define _GNU_SOURCE
-#include "util.h"
+#include "util.h" // defines: bipo_set_error, bipo_fatal, CHECK, xmalloc, sha256, fp16 (implemented here)
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // pipeline/args.c — see args.h.
-#include "args.h"
+#include "args.h" // defines: arg_spec, args_parse, args_parse_ids (implemented here)
 
 #include <errno.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "util.h" // defines: xmalloc, xrealloc
 
 static int fail(const char *cmd, const char *usage, const char *fmt, const char *a,
                 const char *b) {

@@ -15,7 +15,7 @@
 #include "kernels.h"  // defines: bipo_backend_open
 #include "model.h"    // defines: bipo_model_probe
 #include "train.h"    // defines: bipo_plan, bipo_load_behavior
-#include "util.h"
+#include "util.h" // defines: bipo_last_error, xcalloc
 
 static const char *USAGE =
     "plan CONFIG.yaml [--ranks N] [--ranks-per-job N] [--ranks-per-node N] [--memory-gb G]";

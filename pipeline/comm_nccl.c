@@ -2,14 +2,14 @@
 // made from an ncclUniqueId that the group's rank 0 creates and MPI_Bcast()s. Compiled when
 // CMake finds CUDA and NCCL (BIPO_HAVE_NCCL); used when the job runs on the CUDA backend
 // (sched.c), otherwise the group all-reduce is MPI_Allreduce. Counts are elements, not bytes.
-#include "comm_nccl.h"
+#include "comm_nccl.h" // defines: bipo_nccl, bipo_nccl_init, bipo_nccl_allreduce (implemented here)
 
 #ifdef BIPO_HAVE_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdlib.h>
 
-#include "util.h"
+#include "util.h" // defines: CHECK, xcalloc
 
 #define CUDA_CHECK(call)                                                                       \
     do {                                                                                       \

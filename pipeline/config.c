@@ -3,7 +3,7 @@
 // characters); every message turns them 1-based. Validation reads each mapping against its
 // list of known keys first (unknown -> "did you mean", duplicates -> both lines), then each
 // value with a typed reader that knows the key path.
-#include "config.h"
+#include "config.h" // defines: bipo_config_file, bipo_train_cfg, bipo_layer_list (implemented here)
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 // pipeline/remote.c — see remote.h.
-#include "remote.h"
+#include "remote.h" // defines: bipo_blob, blob_put_*, blob_get_* (implemented here)
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "util.h" // defines: CHECK, xmalloc, xrealloc
 
 #define MPI_CHECK(call)                                                                        \
     do {                                                                                       \

@@ -26,7 +26,7 @@
 #include "remote.h"  // defines: bipo_blob, msg_send, msg_recv
 #include "store.h"   // defines: bipo_store_*
 #include "train.h"   // defines: bipo_run_job, bipo_job_hash, bipo_load_behavior
-#include "util.h"
+#include "util.h" // defines: CHECK, BIPO_FATAL, bipo_last_error, bipo_now, bipo_set_die_hook
 
 #ifndef BIPO_GIT_REVISION
 #define BIPO_GIT_REVISION "unknown"

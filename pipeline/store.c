@@ -2,7 +2,7 @@
 // to it: the transaction (lock, side file, fsync, rename), then the writes of a run, a
 // checkpoint and a provenance record. HDF5 helpers: store_h5.c; reads, listing: store_read.c.
 #define _GNU_SOURCE // copy_file_range
-#include "store_internal.h"
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, put_f32, store_err
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +17,68 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+// ---- names and paths (writes and reads share them) -----------------------------------------
+static int valid_name(const char *what, const char *v, int hash) {
+    if (!v || !*v) {
+        store_err("%s is empty", what);
+        return -1;
+    }
+    size_t n = strlen(v);
+    const char *ok = hash ? "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ"
+                          : "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ._+=@-";
+    if (n >= BIPO_NAME_MAX || strspn(v, ok) != n || v[0] == '.' || (hash && n < 12)) {
+        store_err("%s '%s' is not a valid name (%s)", what, v,
+                  hash ? "expected at least 12 letters/digits, e.g. a sha256 hex digest"
+                       : "use 1-127 of A-Z a-z 0-9 . _ + = @ -, not starting with '.'; e.g. "
+                         "SmolLM2-135M-Instruct for HuggingFaceTB/SmolLM2-135M-Instruct");
+        return -1;
+    }
+    return 0;
+}
+int valid_key(const bipo_job_key *k) {
+    if (valid_name("model id", k->model_id, 0) || valid_name("behavior", k->behavior, 0) ||
+        valid_name("config hash", k->config_hash, 1))
+        return -1;
+    if (k->layer < 0 || k->layer > 100000) {
+        store_err("layer %d out of range", k->layer);
+        return -1;
+    }
+    return 0;
+}
+void layer_path(char *out, size_t n, const char *model, const char *behavior, int layer) {
+    snprintf(out, n, "models/%s/behaviors/%s/layer_%d", model, behavior, layer);
+}
+
+void ckpt_name(char *out, size_t n, const bipo_job_key *k) {
+    snprintf(out, n, "%s:%s:layer_%d:%s", k->model_id, k->behavior, k->layer, k->config_hash);
+}
+
+// The arrays of a run or checkpoint (read back by store_read.c get_run_data).
+static int put_run_data(hid_t g, const bipo_run_data *d) {
+    hid_t ev = -1;
+    int rc = -1;
+    H5_TRY(put_f32(g, "vector", d->vector, d->C));
+    H5_TRY(put_f32(g, "loss", d->loss, d->n_steps));
+    H5_TRY(put_f32(g, "heldout_loss_pos", d->heldout_pos, d->n_epochs));
+    H5_TRY(put_f32(g, "heldout_loss_neg", d->heldout_neg, d->n_epochs));
+    H5_TRY(ev = H5Gcreate2(g, "epoch_vectors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    for (size_t e = 0; e < d->n_saved; e++) {
+        char name[32];
+        snprintf(name, sizeof name, "epoch_%d", (int)d->epoch_ids[e]);
+        H5_TRY(put_f32(ev, name, d->epoch_vectors + e * d->C, d->C));
+    }
+    rc = 0;
+fail:
+    return H5_DONE(rc, ev);
+}
+
+static void iso_now(char out[32]) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
 
 // ---- files, lock and transaction ------------------------------------------------------------
 static hid_t make_fapl(void) {

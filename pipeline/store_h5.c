@@ -1,13 +1,12 @@
-// pipeline/store_h5.c — the vector library's HDF5 layer (see store.h and docs/LIBRARY.md):
-// the error reporting behind H5_TRY, small attribute/dataset/group helpers, and the layout
-// pieces that writes (store.c) and reads (store_read.c) share: names, paths, the run arrays.
-#include "store_internal.h"
+// pipeline/store_h5.c — the vector library's HDF5 helpers (see store.h and docs/LIBRARY.md):
+// the error reporting behind H5_TRY and small attribute/dataset/group helpers that writes
+// (store.c) and reads (store_read.c) share. What the library holds is in those two files.
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, store_err (helpers implemented here)
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 // ---- errors and HDF5 helpers ----------------------------------------------------------------
 _Thread_local const char *g_file = "";
@@ -272,114 +271,4 @@ fail:
 void free_names(char **names, size_t n) {
     for (size_t k = 0; k < n; k++) free(names[k]);
     free(names);
-}
-
-void iso_now(char out[32]) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-// ---- names and the run arrays (shared by writes and reads) ----------------------------------
-static int valid_name(const char *what, const char *v, int hash) {
-    if (!v || !*v) {
-        store_err("%s is empty", what);
-        return -1;
-    }
-    size_t n = strlen(v);
-    const char *ok = hash ? "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ"
-                          : "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ._+=@-";
-    if (n >= BIPO_NAME_MAX || strspn(v, ok) != n || v[0] == '.' || (hash && n < 12)) {
-        store_err("%s '%s' is not a valid name (%s)", what, v,
-                  hash ? "expected at least 12 letters/digits, e.g. a sha256 hex digest"
-                       : "use 1-127 of A-Z a-z 0-9 . _ + = @ -, not starting with '.'; e.g. "
-                         "SmolLM2-135M-Instruct for HuggingFaceTB/SmolLM2-135M-Instruct");
-        return -1;
-    }
-    return 0;
-}
-int valid_key(const bipo_job_key *k) {
-    if (valid_name("model id", k->model_id, 0) || valid_name("behavior", k->behavior, 0) ||
-        valid_name("config hash", k->config_hash, 1))
-        return -1;
-    if (k->layer < 0 || k->layer > 100000) {
-        store_err("layer %d out of range", k->layer);
-        return -1;
-    }
-    return 0;
-}
-void layer_path(char *out, size_t n, const char *model, const char *behavior, int layer) {
-    snprintf(out, n, "models/%s/behaviors/%s/layer_%d", model, behavior, layer);
-}
-
-void ckpt_name(char *out, size_t n, const bipo_job_key *k) {
-    snprintf(out, n, "%s:%s:layer_%d:%s", k->model_id, k->behavior, k->layer, k->config_hash);
-}
-
-// The arrays shared by runs and checkpoints.
-int put_run_data(hid_t g, const bipo_run_data *d) {
-    hid_t ev = -1;
-    int rc = -1;
-    H5_TRY(put_f32(g, "vector", d->vector, d->C));
-    H5_TRY(put_f32(g, "loss", d->loss, d->n_steps));
-    H5_TRY(put_f32(g, "heldout_loss_pos", d->heldout_pos, d->n_epochs));
-    H5_TRY(put_f32(g, "heldout_loss_neg", d->heldout_neg, d->n_epochs));
-    H5_TRY(ev = H5Gcreate2(g, "epoch_vectors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    for (size_t e = 0; e < d->n_saved; e++) {
-        char name[32];
-        snprintf(name, sizeof name, "epoch_%d", (int)d->epoch_ids[e]);
-        H5_TRY(put_f32(ev, name, d->epoch_vectors + e * d->C, d->C));
-    }
-    rc = 0;
-fail:
-    return H5_DONE(rc, ev);
-}
-int get_run_data(hid_t g, bipo_run_data *d) {
-    hid_t ev = -1;
-    char **names = NULL;
-    size_t nn = 0, n2 = 0, m = 0;
-    int rc = -1;
-    memset(d, 0, sizeof *d);
-    H5_TRY(get_f32(g, "vector", &d->vector, &d->C));
-    H5_TRY(get_f32(g, "loss", &d->loss, &d->n_steps));
-    H5_TRY(get_f32(g, "heldout_loss_pos", &d->heldout_pos, &d->n_epochs));
-    H5_TRY(get_f32(g, "heldout_loss_neg", &d->heldout_neg, &n2));
-    if (n2 != d->n_epochs)
-        FAIL("heldout_loss_pos has %zu values, heldout_loss_neg %zu", d->n_epochs, n2);
-    H5_TRY(ev = H5Gopen2(g, "epoch_vectors", H5P_DEFAULT));
-    H5_TRY(child_names(ev, ".", &names, &nn));
-    d->epoch_vectors = xmalloc((nn ? nn : 1) * d->C * sizeof(float));
-    d->epoch_ids = xmalloc((nn ? nn : 1) * sizeof(int32_t));
-    for (size_t e = 0; e < nn; e++) { // names sort as strings: order by epoch number
-        int id;
-        if (sscanf(names[e], "epoch_%d", &id) != 1) FAIL("unexpected epoch vector '%s'", names[e]);
-        size_t at = 0;
-        while (at < e && d->epoch_ids[at] < id) at++;
-        memmove(d->epoch_ids + at + 1, d->epoch_ids + at, (e - at) * sizeof(int32_t));
-        memmove(d->epoch_vectors + (at + 1) * d->C, d->epoch_vectors + at * d->C,
-                (e - at) * d->C * sizeof(float));
-        float *x = NULL;
-        H5_TRY(get_f32(ev, names[e], &x, &m));
-        memcpy(d->epoch_vectors + at * d->C, x, (m == d->C ? m : 0) * sizeof(float));
-        free(x);
-        if (m != d->C) FAIL("epoch vector '%s' has %zu values, the vector %zu", names[e], m, d->C);
-        d->epoch_ids[at] = id;
-        d->n_saved = e + 1;
-    }
-    rc = 0;
-fail:
-    free_names(names, nn);
-    if (rc) bipo_run_data_free(d);
-    return H5_DONE(rc, ev);
-}
-
-void bipo_run_data_free(bipo_run_data *d) {
-    free(d->vector);
-    free(d->loss);
-    free(d->heldout_pos);
-    free(d->heldout_neg);
-    free(d->epoch_vectors);
-    free(d->epoch_ids);
-    memset(d, 0, sizeof *d);
 }

@@ -1,6 +1,7 @@
 // pipeline/store_internal.h — what the vector library's three files share; not an API (that is
 // store.h). The store struct, the error context and the check macros every HDF5 call goes
-// through, and the helpers of store_h5.c used by store.c (writes) and store_read.c (reads).
+// through, the HDF5 helpers of store_h5.c and the names of store.c, which store.c (writes)
+// and store_read.c (reads) share.
 #ifndef BIPO_STORE_INTERNAL_H
 #define BIPO_STORE_INTERNAL_H
 #include <hdf5.h>
@@ -68,13 +69,10 @@ hid_t group_ensure(hid_t loc, const char *name);
 int group_find(hid_t loc, const char *path, hid_t *g);
 int child_names(hid_t loc, const char *name, char ***names, size_t *n);
 void free_names(char **names, size_t n);
-void iso_now(char out[32]);
 
-// ---- names and the run arrays (store_h5.c) --------------------------------------------------
+// ---- names and paths (store.c) --------------------------------------------------------------
 int valid_key(const bipo_job_key *k);
 void layer_path(char *out, size_t n, const char *model, const char *behavior, int layer);
 void ckpt_name(char *out, size_t n, const bipo_job_key *k);
-int put_run_data(hid_t g, const bipo_run_data *d);
-int get_run_data(hid_t g, bipo_run_data *d);
 
 #endif

@@ -1,12 +1,62 @@
 // pipeline/store_read.c — see store.h and docs/LIBRARY.md. Reading the vector library: find
 // a run, read a run, its vector or a checkpoint, and the listing and consistency check behind
 // `inspect`. Reads see the committed library, or inside a batch its uncommitted side file.
-#include "store_internal.h"
+#include "store_internal.h" // defines: bipo_store, H5_TRY, FAIL, get_f32, child_names, group_find
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// The arrays of a run or checkpoint (written by store.c put_run_data), epoch vectors in order.
+static int get_run_data(hid_t g, bipo_run_data *d) {
+    hid_t ev = -1;
+    char **names = NULL;
+    size_t nn = 0, n2 = 0, m = 0;
+    int rc = -1;
+    memset(d, 0, sizeof *d);
+    H5_TRY(get_f32(g, "vector", &d->vector, &d->C));
+    H5_TRY(get_f32(g, "loss", &d->loss, &d->n_steps));
+    H5_TRY(get_f32(g, "heldout_loss_pos", &d->heldout_pos, &d->n_epochs));
+    H5_TRY(get_f32(g, "heldout_loss_neg", &d->heldout_neg, &n2));
+    if (n2 != d->n_epochs)
+        FAIL("heldout_loss_pos has %zu values, heldout_loss_neg %zu", d->n_epochs, n2);
+    H5_TRY(ev = H5Gopen2(g, "epoch_vectors", H5P_DEFAULT));
+    H5_TRY(child_names(ev, ".", &names, &nn));
+    d->epoch_vectors = xmalloc((nn ? nn : 1) * d->C * sizeof(float));
+    d->epoch_ids = xmalloc((nn ? nn : 1) * sizeof(int32_t));
+    for (size_t e = 0; e < nn; e++) { // names sort as strings: order by epoch number
+        int id;
+        if (sscanf(names[e], "epoch_%d", &id) != 1) FAIL("unexpected epoch vector '%s'", names[e]);
+        size_t at = 0;
+        while (at < e && d->epoch_ids[at] < id) at++;
+        memmove(d->epoch_ids + at + 1, d->epoch_ids + at, (e - at) * sizeof(int32_t));
+        memmove(d->epoch_vectors + (at + 1) * d->C, d->epoch_vectors + at * d->C,
+                (e - at) * d->C * sizeof(float));
+        float *x = NULL;
+        H5_TRY(get_f32(ev, names[e], &x, &m));
+        memcpy(d->epoch_vectors + at * d->C, x, (m == d->C ? m : 0) * sizeof(float));
+        free(x);
+        if (m != d->C) FAIL("epoch vector '%s' has %zu values, the vector %zu", names[e], m, d->C);
+        d->epoch_ids[at] = id;
+        d->n_saved = e + 1;
+    }
+    rc = 0;
+fail:
+    free_names(names, nn);
+    if (rc) bipo_run_data_free(d);
+    return H5_DONE(rc, ev);
+}
+
+void bipo_run_data_free(bipo_run_data *d) {
+    free(d->vector);
+    free(d->loss);
+    free(d->heldout_pos);
+    free(d->heldout_neg);
+    free(d->epoch_vectors);
+    free(d->epoch_ids);
+    memset(d, 0, sizeof *d);
+}
 
 // ---- runs -----------------------------------------------------------------------------------
 static int find_run_in(hid_t f, const bipo_job_key *k, char run[BIPO_NAME_MAX]) {

@@ -4,7 +4,7 @@
 // then one job per layer. A job whose exact settings (job hash) already have a complete run
 // is skipped; one with a checkpoint resumes from it.
 #define _GNU_SOURCE
-#include "train.h"
+#include "train.h" // defines: bipo_plan, bipo_job, bipo_load_behavior (implemented here)
 
 #include <math.h>
 #include <stdio.h>

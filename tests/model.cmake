@@ -22,3 +22,10 @@ set_tests_properties(lora PROPERTIES LABELS "unit;model")
 bipo_add_test(generate SOURCES ${BIPO_TEST_DIR}/test_generate.c)
 add_test(NAME generate COMMAND test_generate)
 set_tests_properties(generate PROPERTIES LABELS "unit;model")
+# The activation/gradient buffer tables (workers/buffers.c): sizes, shared slots, growth, and
+# free releases everything (counting backend; the ASan copy also checks bounds and leaks).
+bipo_add_test(buffers SOURCES ${BIPO_TEST_DIR}/test_buffers.c)
+add_test(NAME buffers COMMAND test_buffers)
+set_tests_properties(buffers PROPERTIES LABELS "unit;model")
+bipo_add_asan_test(buffers ${BIPO_TEST_DIR}/test_buffers.c)
+set_tests_properties(buffers_asan PROPERTIES LABELS "model")

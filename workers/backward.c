@@ -5,45 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
-
-void bipo_grads_free(bipo_grads *g, const bipo_backend *be) {
-    float **bufs[] = {&g->dresid, &g->dln, &g->dq,   &g->dk,   &g->dv,  &g->dattn,
-                      &g->dgate,  &g->dup, &g->dact, &g->dhead, &g->dkg, &g->dvg};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (*bufs[i]) {
-            be->free(*bufs[i]);
-            *bufs[i] = NULL;
-        }
-    g->cap_N = g->cap_M = g->cap_K = 0;
-}
-
-static void grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M, size_t K) {
-    const bipo_backend *be = m->be;
-    const bipo_config *c = &m->cfg;
-    if (N <= g->cap_N && M <= g->cap_M && K <= g->cap_K) return;
-    bipo_grads_free(g, be);
-    size_t capN = N > 16 ? N + N / 2 : 16, capM = M > 1 ? M + M / 2 : 1; // headroom: see acts_ensure
-    size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
-    g->cap_N = capN;
-    g->cap_M = capM;
-    g->dresid = be->alloc(capN * c->C);
-    g->dln = be->alloc(capN * c->C);
-    g->dq = be->alloc(capN * QD);
-    g->dk = be->alloc(capN * KVD);
-    g->dv = be->alloc(capN * KVD);
-    g->dattn = be->alloc(capN * QD);
-    g->dgate = be->alloc(capN * c->FF);
-    g->dup = be->alloc(capN * c->FF);
-    g->dact = be->alloc(capN * c->FF);
-    g->dhead = be->alloc(capM * c->C);
-    if (K > 0) {
-        g->cap_K = K + K / 2;
-        g->dkg = be->alloc(g->cap_K * KVD);
-        g->dvg = be->alloc(g->cap_K * KVD);
-    }
-}
+#include "model.h" // defines: bipo_model, bipo_acts, bipo_grads, bipo_batch, bipo_batch_seqs
+#include "util.h" // defines: CHECK
 
 // g->dresid holds d/d(resid[l+1]) on entry and d/d(resid[l]) on return.
 static void layer_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, size_t l, size_t N,
@@ -104,7 +67,7 @@ void bipo_backward(bipo_model *m, bipo_acts *a, bipo_grads *g, const bipo_batch 
                    bipo_matmul_precision prec) {
     const bipo_config *c = &m->cfg;
     CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
-    grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
+    bipo_grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
     // head: logits = rmsnorm(head_in) @ lm_head^T, head_in = resid[L][rows]
     m->be->matmul_backward(g->dln, dlogits, m->lm_head, M, c->C, c->V, 0, prec);
     backward_from_head(m, a, g, b, start, rows, M, prec);
@@ -117,7 +80,7 @@ void bipo_backward_logprob(bipo_model *m, bipo_acts *a, bipo_grads *g, const bip
     const bipo_backend *be = m->be;
     const bipo_config *c = &m->cfg;
     CHECK(a->save, "bipo_backward needs activations saved by a forward with save = 1");
-    grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
+    bipo_grads_ensure(g, m, b->off[b->S], M, b->kv_rows ? b->ak_off[b->AS] : 0);
     if (be->logprob_matmul_backward) {
         be->logprob_matmul_backward(g->dln, dlogits, dlp, a->logits, lse, targets, m->lm_head, M,
                                     c->C, c->V, prec);

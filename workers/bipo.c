@@ -3,14 +3,14 @@
 //   forward_from(h_in + d v, layers L+1..N-1, LM head at scored rows) -> log-probs
 //   per-sequence sums -> margins -> loss; dloss/dlp per row -> dlogits -> activation backward
 //   -> dv = d * sum_rows dh -> clip -> AdamW (torch semantics, decoupled weight decay)
-#include "bipo.h"
+#include "bipo.h" // defines: bipo_hparams, bipo_example, bipo_trainer (implemented here)
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
-#include "util.h"
+#include "util.h" // defines: xmalloc, xcalloc, bipo_set_error, CHECK
 
 void bipo_hparams_defaults(bipo_hparams *hp) {
     *hp = (bipo_hparams){.beta = 0.1, .lr = 5e-4, .epochs = 20, .schedule_epochs = 0,

@@ -78,7 +78,7 @@ typedef struct {
 typedef struct {
     bipo_model *m;
     bipo_dp dp;
-    size_t layer;       // hook layer L: v is added to the output of model.layers[L]
+    size_t layer;       // v is added to the output of model.layers[layer] (h_L below: L = layer)
     bipo_hparams hp;
     bipo_example *train, *test;
     size_t n_train, n_test;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bipo.h"
-#include "chat.h"
-#include "util.h"
+#include "bipo.h" // defines: bipo_example, bipo_examples_build (implemented here)
+#include "chat.h" // defines: bipo_chat_template, bipo_chat_seq, bipo_chat_encode_pair
+#include "util.h" // defines: xmalloc, xcalloc, bipo_set_error
 
 // Drops prompt tokens after the first one (BOS, when present, stays) from the left so that
 // the sequence fits max_length; past that the response is cut at the end. Returns tokens

@@ -1,5 +1,5 @@
 // workers/dataset.c — BiPO pair datasets (see dataset.h): BiPO CSV, Anthropic JSONL, CAA JSON.
-#include "dataset.h"
+#include "dataset.h" // defines: bipo_pairs, bipo_data_format, bipo_fields (implemented here)
 
 #include <jansson.h>
 #include <stdlib.h>

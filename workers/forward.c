@@ -9,111 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
-
-void bipo_acts_init(bipo_acts *a, int save) {
-    memset(a, 0, sizeof *a);
-    a->save = save;
-}
-
-static float **alloc_ptrs(size_t n) { return xcalloc(n, sizeof(float *)); }
-
-// Free every buffer. Layer slots exist for l >= a->first only; without save, one slot (at
-// index first) is shared by every layer and freed once.
-void bipo_acts_free(bipo_acts *a, const bipo_backend *be) {
-    float ***per_layer[] = {&a->ln1, &a->ln1_rstd, &a->q,   &a->k,   &a->v,
-                            &a->att, &a->attn_out, &a->resid_mid, &a->ln2,
-                            &a->ln2_rstd, &a->gate, &a->up, &a->act, &a->kg, &a->vg};
-    for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
-        float **arr = *per_layer[i];
-        if (!arr) continue;
-        for (size_t l = a->first; l < a->L; l++) // a slot shared by every layer: freed once
-            if (arr[l] && (l == a->first || arr[l] != arr[a->first])) be->free(arr[l]);
-        free(arr);
-        *per_layer[i] = NULL;
-    }
-    if (a->resid) {
-        for (size_t l = a->first; l <= a->L; l++)
-            if (a->resid[l]) be->free(a->resid[l]);
-        free(a->resid);
-        a->resid = NULL;
-    }
-    float **single[] = {&a->lnf, &a->lnf_rstd, &a->logits, &a->head_in, &a->scratch};
-    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
-        if (*single[i]) {
-            be->free(*single[i]);
-            *single[i] = NULL;
-        }
-    a->cap_N = a->cap_att = a->cap_M = a->cap_K = 0;
-}
-
-// Make sure the activations hold N tokens, `att` attention floats and M logit rows for layers
-// first..L-1 (a forward from a cached hidden state never touches the layers below it, so a
-// BiPO step at layer 15 of 30 keeps activations for 14 layers only).
-static void acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M,
-                        size_t first, size_t K) {
-    const bipo_backend *be = m->be;
-    const bipo_config *c = &m->cfg;
-    if (N > a->cap_N || att > a->cap_att || a->L != c->L || first < a->first || K > a->cap_K) {
-        int save = a->save;
-        bipo_acts_free(a, be); // also drops the logit rows: reallocated below
-        a->save = save;
-        // grow with headroom: batches of a job vary in size, and every regrowth reallocates
-        // (and the OS zero-fills) all the per-layer buffers
-        size_t capN = N > 16 ? N + N / 2 : 16, capA = att > 256 ? att + att / 2 : 256;
-        a->L = c->L;
-        a->first = first;
-        a->cap_N = capN;
-        a->cap_att = capA;
-        size_t QD = c->NH * c->HD, KVD = c->NKV * c->HD;
-        // kept = 1: the backward reads it, so a saving forward keeps one per layer; the GEMM
-        // inputs ln1, attn_out, ln2, act are not needed by an activation-only backward (no
-        // weight gradients): one slot serves every layer and stays in cache
-        struct {
-            float ***arr;
-            size_t n;
-            int kept;
-        } per_layer[] = {{&a->ln1, capN * c->C, 0},     {&a->ln1_rstd, capN, 1},
-                         {&a->q, capN * QD, 1},         {&a->k, capN * KVD, 1},
-                         {&a->v, capN * KVD, 1},        {&a->att, capA, 1},
-                         {&a->attn_out, capN * QD, 0},  {&a->resid_mid, capN * c->C, 1},
-                         {&a->ln2, capN * c->C, 0},     {&a->ln2_rstd, capN, 1},
-                         {&a->gate, capN * c->FF, 1},   {&a->up, capN * c->FF, 1},
-                         {&a->act, capN * c->FF, 0}};
-        for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
-            float **arr = alloc_ptrs(c->L);
-            for (size_t l = first; l < c->L; l++)
-                arr[l] = (a->save && per_layer[i].kept) || l == first ? be->alloc(per_layer[i].n)
-                                                                      : arr[first];
-            *per_layer[i].arr = arr;
-        }
-        if (K > 0) { // gathered k/v rows of the shared-prefix layout
-            size_t capK = K > 16 ? K + K / 2 : 16;
-            a->cap_K = capK;
-            a->kg = alloc_ptrs(c->L);
-            a->vg = alloc_ptrs(c->L);
-            for (size_t l = first; l < c->L; l++) {
-                a->kg[l] = a->save || l == first ? be->alloc(capK * KVD) : a->kg[first];
-                a->vg[l] = a->save || l == first ? be->alloc(capK * KVD) : a->vg[first];
-            }
-        }
-        a->resid = alloc_ptrs(c->L + 1);
-        for (size_t l = first; l <= c->L; l++) a->resid[l] = be->alloc(capN * c->C);
-        size_t big = c->FF > c->C ? c->FF : c->C;
-        if (c->NH * c->HD > big) big = c->NH * c->HD;
-        a->scratch = be->alloc(capN * big);
-    }
-    if (M > a->cap_M) {
-        if (a->lnf) be->free(a->lnf), be->free(a->lnf_rstd), be->free(a->logits), be->free(a->head_in);
-        a->cap_M = M > 1 ? M + M / 2 : 1;
-        a->lnf = be->alloc(a->cap_M * c->C);
-        a->head_in = be->alloc(a->cap_M * c->C);
-        a->lnf_rstd = be->alloc(a->cap_M);
-        a->logits = be->alloc(a->cap_M * c->V);
-    }
-    a->final = a->resid[c->L];
-}
+#include "model.h" // defines: bipo_model, bipo_acts, bipo_hook, bipo_batch, bipo_acts_ensure
+#include "util.h" // defines: xmalloc, xcalloc, CHECK
 
 // One decoder layer on N rows. x -> out (may not alias). k/v are written to kdst/vdst
 // (the activation slot, or the KV cache at the next free row); attention reads kall/vall.
@@ -215,7 +112,7 @@ void bipo_forward(bipo_model *m, bipo_acts *a, const bipo_batch *b, const bipo_h
     const bipo_config *c = &m->cfg;
     size_t N = b->off[b->S];
     bipo_seqs sq = bipo_batch_seqs(b);
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0, batch_nk(b));
+    bipo_acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), stop < 0 ? M : 0, 0, batch_nk(b));
     m->be->embedding_forward(a->resid[0], b->tokens, m->wte, N, c->C);
     size_t last = stop >= 0 && (size_t)stop < c->L ? (size_t)stop + 1 : c->L;
     run_layers(m, a, b, 0, last, hook, rows, stop < 0 ? M : 0, prec);
@@ -228,7 +125,7 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
     size_t N = b->off[b->S];
     bipo_seqs sq = bipo_batch_seqs(b);
     CHECK(start <= c->L, "start layer %zu > %zu layers", start, c->L);
-    acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start, batch_nk(b));
+    bipo_acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), M, start, batch_nk(b));
     if (a->resid[start] != h_in) m->be->copy(a->resid[start], h_in, N * c->C);
     if (start > 0) apply_hook(m, hook, start - 1, a->resid[start], N);
     run_layers(m, a, b, start, c->L, hook, rows, M, prec);
@@ -241,8 +138,8 @@ void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
     size_t KVD = c->NKV * c->HD;
     kv->cap = cap;
     kv->n = 0;
-    kv->k = alloc_ptrs(c->L);
-    kv->v = alloc_ptrs(c->L);
+    kv->k = xcalloc(c->L, sizeof(float *));
+    kv->v = xcalloc(c->L, sizeof(float *));
     for (size_t l = 0; l < c->L; l++) {
         kv->k[l] = m->be->alloc(cap * KVD);
         kv->v[l] = m->be->alloc(cap * KVD);
@@ -269,7 +166,7 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
     size_t q_off[2] = {0, n}, k_off[2] = {0, total};
     bipo_seqs sq = {1, q_off, k_off};
     bipo_acts *a = &kv->acts;
-    acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1, 0, 0);
+    bipo_acts_ensure(a, m, n, bipo_att_floats(&sq, c->NH), 1, 0, 0);
     int *pos = xmalloc(n * sizeof(int));
     for (size_t i = 0; i < n; i++) pos[i] = (int)(kv->n + i);
     m->be->embedding_forward(a->resid[0], tokens, m->wte, n, c->C);

@@ -11,13 +11,13 @@
 //
 // Every read goes through a cursor that checks the remaining bytes first, so a damaged file
 // can only produce an error message ("<path>: <field>: <what> — <hint>"), never a fault.
-#include "gguf.h"
+#include "gguf.h" // defines: gguf_file, gguf_kv, gguf_tensor (implemented here)
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensors.h"
-#include "util.h"
+#include "tensors.h" // defines: bipo_tensor_dir, bipo_tensor_info, bipo_dtype_nbytes
+#include "util.h" // defines: bipo_set_error, xmalloc, xcalloc, xstrdup
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_HEADER_BYTES 24      // magic, version, n_tensors, n_kv

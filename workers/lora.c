@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "tensors.h"
-#include "util.h"
+#include "model.h" // defines: bipo_model, bipo_lora_merge, bipo_lora_fingerprint
+#include "tensors.h" // defines: bipo_tensor_dir, bipo_safetensors_open_file, bipo_dequantize
+#include "util.h" // defines: bipo_set_error, xmalloc, bipo_sha256_*
 
 // The weight a PEFT module name adapts in layer l, with its [out, in] shape; NULL if unknown.
 static float *target(bipo_model *m, size_t l, const char *mod, size_t *out, size_t *in) {

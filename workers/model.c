@@ -1,6 +1,6 @@
 // workers/model.c — model configuration (HF config.json or GGUF metadata), the weight table,
 // loading into the one parameter buffer (dequantized to f32), and the model fingerprint.
-#include "model.h"
+#include "model.h" // defines: bipo_config, bipo_model, bipo_model_load (implemented here)
 
 #include <jansson.h>
 #include <math.h>

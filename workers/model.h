@@ -3,14 +3,15 @@
 //
 // Shapes (see kernels/kernels.h for the letters): N tokens in the packed batch, C hidden,
 // NH/NKV heads, HD head dim, FF MLP, V vocab, L layers, QD = NH*HD, KVD = NKV*HD.
-// Hook convention: layer index l is 0-based HF `model.layers[l]`; "the output of layer l" is
-// HF hidden_states[l+1]. Steering adds m*v to that output before layer l+1 reads it.
+// Layers: `layer` (a hook's layer, the layer a job trains at) and the loop index `l` are 0-based
+// HF `model.layers[layer]`; L is only ever the number of layers. "The output of layer `layer`"
+// is HF hidden_states[layer+1]; steering adds m*v to it before layer+1 reads it.
 #ifndef BIPO_MODEL_H
 #define BIPO_MODEL_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels.h"
+#include "kernels.h" // defines: bipo_backend, bipo_seqs
 
 enum { BIPO_ARCH_LLAMA = 0, BIPO_ARCH_MISTRAL = 1 };
 
@@ -125,7 +126,7 @@ typedef struct {
 
 // Steering: h_out(layer) += mult * vec at rows where mask != 0 (mask NULL = all rows).
 typedef struct {
-    int layer;          // -1 = no steering
+    int layer;          // the layer whose output is steered (0-based); -1 = no steering
     const float *vec;   // [C] backend buffer
     float mult;
     const uint8_t *mask; // [N] host or NULL
@@ -136,8 +137,15 @@ int *bipo_batch_positions(const bipo_batch *b);
 // The attention layout of a batch (plain sequences or the shared-prefix layout).
 bipo_seqs bipo_batch_seqs(const bipo_batch *b);
 
+// The activations' buffers (workers/buffers.c: one table drives ensure and free).
 void bipo_acts_init(bipo_acts *a, int save);
 void bipo_acts_free(bipo_acts *a, const bipo_backend *be);
+// Makes a hold N tokens, att attention floats, M logit rows and K gathered k/v rows for layers
+// first..L-1 (a forward from a cached hidden state never touches the layers below it, so a
+// BiPO step at layer 15 of 30 keeps activations for 14 layers only); grows with headroom.
+// bipo_forward and bipo_forward_from call it.
+void bipo_acts_ensure(bipo_acts *a, const bipo_model *m, size_t N, size_t att, size_t M,
+                      size_t first, size_t K);
 
 // Full-batch forward from the embeddings through all layers (or only up to layer `stop` if
 // stop >= 0, in which case logits are not computed and acts->resid[stop+1] holds hidden_states
@@ -172,6 +180,9 @@ typedef struct {
     float *dgate, *dup, *dact; // [N, FF]
     float *dhead;   // [M, C]
 } bipo_grads;
+// The gradients' buffers (workers/buffers.c, one table): sized for N rows, M scored rows and
+// K gathered k/v rows (0: none); bipo_backward calls ensure.
+void bipo_grads_ensure(bipo_grads *g, const bipo_model *m, size_t N, size_t M, size_t K);
 void bipo_grads_free(bipo_grads *g, const bipo_backend *be);
 // Back from dlogits [M, V] (backend; the rows of the last bipo_forward_from) through the LM
 // head, final norm and layers L-1 ... start, in exactly the reverse order of the forward.

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensors.h"
-#include "util.h"
+#include "tensors.h" // defines: bipo_tensor_dir, bipo_tensor_info, bipo_format_map
+#include "util.h" // defines: bipo_set_error, xmalloc, xrealloc, bipo_file_exists
 
 #define ST_MAX_HEADER (100u << 20) // the safetensors spec caps the header at 100 MB
 #define DIR_HINT "expected config.json and model.safetensors or model.safetensors.index.json"

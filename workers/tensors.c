@@ -20,14 +20,14 @@
 // order as ggml's dequantize_row_* (and the gguf Python package), so results are
 // bit-identical to both. GCC would otherwise contract a*b+c into an FMA under -std=gnu11.
 #pragma GCC optimize("fp-contract=off")
-#include "tensors.h"
+#include "tensors.h" // defines: bipo_dtype_*, bipo_dequantize, bipo_quantize (implemented here)
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "util.h" // defines: bipo_f16_to_f32, bipo_bf16_to_f32, bipo_mmap_file, bipo_set_error
 
 #define QK 32
 #define QK_K 256

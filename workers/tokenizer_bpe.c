@@ -8,7 +8,8 @@
 //   4. the word's symbols are token ids (bytes without a token are dropped, as llama.cpp does).
 #include <string.h>
 
-#include "tokenizer_impl.h" // defines: bipo_tokenizer internals, tok_scratch, tok_push
+#include "tokenizer_impl.h" // defines: bipo_tokenizer internals, tok_bpe_encode, tok_add_merge
+#include "tokenizer_util.h" // defines: tok_scratch, tok_push, tok_strmap_get, tok_utf8_get, TOK_HEAP
 #include "util.h"           // defines: xrealloc, bipo_set_error
 
 // ---- merge table -------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "tokenizer_impl.h" // defines: bipo_tokenizer internals, tok_* builder
+#include "tokenizer_util.h" // defines: tok_strmap_get, tok_pairmap_init
 #include "util.h"           // defines: bipo_set_error, bipo_is_dir, bipo_file_exists
 
 // ---- GGUF --------------------------------------------------------------------------------

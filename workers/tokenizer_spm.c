@@ -11,7 +11,8 @@
 // A binary heap holds candidate pairs; a popped pair is stale when either side has changed.
 #include <string.h>
 
-#include "tokenizer_impl.h" // defines: bipo_tokenizer internals, tok_scratch, tok_push
+#include "tokenizer_impl.h" // defines: bipo_tokenizer internals, tok_spm_encode
+#include "tokenizer_util.h" // defines: tok_scratch, tok_push, tok_strmap_get, tok_utf8_get, TOK_HEAP
 #include "util.h"           // defines: xrealloc
 
 typedef struct {
