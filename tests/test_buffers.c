@@ -178,7 +178,7 @@ static void test_grads(const bipo_model *m) {
 }
 
 int main(void) {
-    cpu = bipo_backend_cpu();
+    cpu = bipo_backend_open("cpu", 0);
     bipo_backend be = *cpu;
     be.alloc = count_alloc;
     be.free = count_free;
