@@ -14,7 +14,8 @@
 //               has its own `layers`)
 //   train: {beta, lr, epochs, batch_size, warmup_steps, first_step_lr_zero, schedule,
 //           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
-//           seed, max_length, log_every, checkpoint_every, shared_prompt}
+//           seed, max_length, log_every, checkpoint_every, shared_prompt, forward_matmul,
+//           backward_matmul}   (every key but save_epochs: one row of workers/hparams.c)
 //   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (kept as text)
 #ifndef BIPO_CONFIG_H
 #define BIPO_CONFIG_H
