@@ -10,6 +10,11 @@
 // finished run to rank 0, the only rank that opens the library. Rank 0 leads group 0 as well
 // and serves the other leaders between its own steps. Fatal errors on any rank call
 // MPI_Abort (the die hook), so no rank waits forever in a collective.
+//
+// In this file, top-down: rank 0's dispatcher and library writes (dispatch, serve, sinks),
+// world setup (ranks_per_group, set_threads, world_split, check_inputs), load for a job
+// (load_model, tokenize_behavior) and the group loop (next_job, group_loop), then
+// bipo_train_all putting them together.
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -18,17 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bipo.h"    // defines: bipo_dp, bipo_example
-#include "chat.h"      // defines: bipo_chat_for, bipo_chat_template_by_name
+#include "bipo.h"      // defines: bipo_dp, bipo_example
+#include "chat.h"      // defines: bipo_chat_template_by_name
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
-#include "kernels.h" // defines: bipo_backend_by_name
-#include "model.h"   // defines: bipo_model_load, bipo_model_probe
-#include "remote.h"  // defines: bipo_blob, msg_send, msg_recv
-#include "job.h"     // defines: bipo_run_job, bipo_job_ctx, bipo_sink
-#include "plan.h"    // defines: bipo_plan, bipo_plan_check, bipo_job_hash, bipo_load_behavior
-#include "sched.h"
-#include "store.h"   // defines: bipo_store_*
-#include "util.h"
+#include "job.h"       // defines: bipo_run_job, bipo_job_ctx, bipo_sink
+#include "kernels.h"   // defines: bipo_backend_by_name
+#include "model.h"     // defines: bipo_model_load, bipo_lora_merge
+#include "plan.h"      // defines: bipo_plan, bipo_plan_check, bipo_job_hash, bipo_load_behavior
+#include "remote.h"    // defines: bipo_blob, msg_put_* / msg_get_*, msg_send, msg_recv
+#include "sched.h"     // defines: bipo_train_all
+#include "store.h"     // defines: bipo_store_*
+#include "util.h"      // defines: CHECK, bipo_now, xmalloc
 
 #ifndef BIPO_GIT_REVISION
 #define BIPO_GIT_REVISION "unknown"
