@@ -4,54 +4,14 @@
 // it, AVX-512 (16 lanes). The design documents quote 79.5 GFLOP/s for the 2-core AVX2 (Zen)
 // machine; other CPUs differ, so benchmarks take the peak from this program (BIPO_PEAK_GFLOPS
 // overrides).
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
-#include <stdlib.h>
 
-#include "util.h"
+#include "peak.h" // defines: bipo_fma_gflops
 
-#define CHAINS 12
 #define ITERS 20000000L
 
-__attribute__((target("avx2,fma"))) static float run_avx2(long iters) {
-    __m256 acc[CHAINS], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-#pragma GCC unroll 16
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    float s = 0, out[8];
-    for (int i = 0; i < CHAINS; i++) {
-        _mm256_storeu_ps(out, acc[i]);
-        s += out[0];
-    }
-    return s;
-}
-
-__attribute__((target("avx512f"))) static float run_avx512(long iters) {
-    __m512 acc[CHAINS], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-#pragma GCC unroll 16
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    float s = 0;
-    for (int i = 0; i < CHAINS; i++) s += _mm512_reduce_add_ps(acc[i]);
-    return s;
-}
-
-static double measure(int lanes, int threads) {
-    volatile float sink = 0;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = bipo_now();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-        sink += lanes == 16 ? run_avx512(ITERS / 4) : run_avx2(ITERS / 4);
-        double dt = bipo_now() - t0;
-        double gf = 2.0 * lanes * CHAINS * (double)(ITERS / 4) * threads / dt / 1e9;
-        if (gf > best) best = gf;
-    }
-    return best;
-}
+static double measure(int lanes, int threads) { return bipo_fma_gflops(lanes, threads, ITERS / 4); }
 
 int main(void) {
     __builtin_cpu_init();

@@ -6,7 +6,7 @@
 #include "args.h"     // defines: arg_spec, args_parse
 #include "commands.h" // defines: cmd_train
 #include "config.h"   // defines: bipo_config_load
-#include "train.h"    // defines: bipo_train_all
+#include "sched.h"    // defines: bipo_train_all
 #include "util.h"     // defines: bipo_last_error
 
 static const char *USAGE =

@@ -15,7 +15,8 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "util.h" // defines: bipo_set_error, bipo_read_file, bipo_sha256_*, xmalloc
+#include "hparams.h" // defines: bipo_hp_fields (the train: keys, their bounds and defaults)
+#include "util.h"    // defines: bipo_set_error, bipo_read_file, bipo_sha256_*, xmalloc
 
 typedef struct {
     const char *file; // config path, for messages
@@ -428,98 +429,87 @@ static int parse_behavior(ctx *x, yaml_node_t *m, const char *pre, bipo_behavior
     return 0;
 }
 
-enum { F_DBL, F_SIZE, F_U64, F_BOOL };
-typedef struct {
-    const char *name;
-    int type;
-    size_t off;   // into bipo_train_cfg
-    double lo;    // lower bound (F_DBL, F_SIZE)
-    int lo_excl;  // 1: value must be > lo
-} train_field;
-#define TF(name, type, member, lo, excl) {name, type, offsetof(bipo_train_cfg, member), lo, excl}
-static const train_field TRAIN_FIELDS[] = {
-    TF("beta", F_DBL, hp.beta, 0, 1),
-    TF("lr", F_DBL, hp.lr, 0, 1),
-    TF("epochs", F_SIZE, hp.epochs, 1, 0),
-    TF("batch_size", F_SIZE, hp.batch_size, 1, 0),
-    TF("warmup_steps", F_SIZE, hp.warmup_steps, 0, 0),
-    TF("first_step_lr_zero", F_BOOL, hp.first_step_lr_zero, 0, 0),
-    TF("schedule_epochs", F_SIZE, hp.schedule_epochs, 0, 0),
-    TF("weight_decay", F_DBL, hp.weight_decay, 0, 0),
-    TF("adam_eps", F_DBL, hp.adam_eps, 0, 1),
-    TF("grad_clip", F_DBL, hp.grad_clip, 0, 0),
-    TF("seed", F_U64, hp.seed, 0, 0),
-    TF("max_length", F_SIZE, max_length, 0, 0),
-    TF("log_every", F_SIZE, log_every, 1, 0),
-    TF("checkpoint_every", F_SIZE, checkpoint_every, 0, 0),
-    TF("shared_prompt", F_BOOL, hp.shared_prompt, 0, 0),
-};
-#define N_TRAIN_FIELDS (sizeof TRAIN_FIELDS / sizeof *TRAIN_FIELDS)
-
 static int cmp_size(const void *a, const void *b) {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
     return (x > y) - (x < y);
 }
 
+// One row of the settings table (workers/hparams.h) from YAML node v, bounds checked.
+static int read_hp(ctx *x, yaml_node_t *v, const char *key, const bipo_hp_field *f, bipo_hparams *hp) {
+    unsigned long long u = 0;
+    int s = 0;
+    switch (f->type) {
+    case BIPO_HP_DOUBLE: {
+        double d;
+        if (read_double(x, v, key, &d)) return -1;
+        int open = f->flags & BIPO_HP_LO_OPEN;
+        if (isfinite(f->hi) && !((open ? d > f->lo : d >= f->lo) && d < f->hi))
+            return fail(x, v, key, "must be in %c%g, %g), got %s", open ? '(' : '[', f->lo, f->hi, sval(v));
+        if (open ? !(d > f->lo) : !(d >= f->lo))
+            return fail(x, v, key, "must be %s %g, got %s", open ? ">" : ">=", f->lo, sval(v));
+        bipo_hp_set_double(hp, f, d);
+        return 0;
+    }
+    case BIPO_HP_SIZE:
+        if (read_int(x, v, key, (unsigned long long)f->lo, SIZE_MAX, &u, NULL)) return -1;
+        break;
+    case BIPO_HP_U64:
+        if (read_int(x, v, key, 0, UINT64_MAX, &u, NULL)) return -1;
+        break;
+    case BIPO_HP_BOOL:
+        if (read_bool(x, v, key, &s)) return -1;
+        u = (unsigned long long)s;
+        break;
+    default:
+        if (read_choice(x, v, key, f->names, &s)) return -1;
+        u = (unsigned long long)f->values[s];
+    }
+    bipo_hp_set_u64(hp, f, u);
+    return 0;
+}
+
+// The rows that share YAML key `key` (a list like adam_betas: [beta1, beta2]) from one list.
+static int read_hp_list(ctx *x, yaml_node_t *v, const bipo_hp_field *first, const char *key,
+                        bipo_hparams *hp) {
+    const bipo_hp_field *rows[8];
+    size_t n = 0;
+    for (size_t i = 0; i < bipo_hp_n_fields && n < 8; i++)
+        if (bipo_hp_fields[i].elem && !strcmp(bipo_hp_key(&bipo_hp_fields[i]), bipo_hp_key(first)))
+            rows[bipo_hp_fields[i].elem - 1] = &bipo_hp_fields[i], n++;
+    char b[96], names[160] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", rows[i]->name);
+    yaml_node_item_t *it = v->data.sequence.items.start;
+    if (v->type != YAML_SEQUENCE_NODE || (size_t)(v->data.sequence.items.top - it) != n)
+        return fail(x, v, key, "expected a list of %s numbers [%s], got %s", n == 2 ? "two" : "several", names,
+                    v->type == YAML_SEQUENCE_NODE ? "a list of another length" : what(v, b, sizeof b));
+    for (size_t i = 0; i < n; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "%s[%zu]", key, i);
+        if (read_hp(x, node(x, it[i]), k, rows[i], hp)) return -1;
+    }
+    return 0;
+}
+
 static int parse_train(ctx *x, yaml_node_t *m, bipo_train_cfg *t) {
-    static const char *K[N_TRAIN_FIELDS + 6];
-    for (size_t i = 0; i < N_TRAIN_FIELDS; i++) K[i] = TRAIN_FIELDS[i].name;
-    K[N_TRAIN_FIELDS] = "schedule", K[N_TRAIN_FIELDS + 1] = "save_epochs";
-    K[N_TRAIN_FIELDS + 2] = "adam_betas", K[N_TRAIN_FIELDS + 3] = "backward_matmul";
-    K[N_TRAIN_FIELDS + 4] = "forward_matmul", K[N_TRAIN_FIELDS + 5] = NULL;
+    // known keys: every YAML row's key once, then save_epochs (a list: not a table row)
+    static const char *K[64];
+    size_t nk = 0;
+    for (size_t i = 0; i < bipo_hp_n_fields && nk < 62; i++) {
+        const bipo_hp_field *f = &bipo_hp_fields[i];
+        if (!(f->flags & BIPO_HP_YAML) || f->elem > 1) continue;
+        K[nk++] = bipo_hp_key(f);
+    }
+    K[nk++] = "save_epochs", K[nk] = NULL;
     if (check_keys(x, m, "train", K)) return -1;
     yaml_node_t *v;
-    for (size_t i = 0; i < N_TRAIN_FIELDS; i++) {
-        const train_field *f = &TRAIN_FIELDS[i];
-        if (!(v = get(x, m, f->name))) continue;
-        const char *key = KP("train", f->name);
-        void *dst = (char *)t + f->off;
-        unsigned long long u;
-        if (f->type == F_DBL) {
-            double d;
-            if (read_double(x, v, key, &d)) return -1;
-            if (f->lo_excl ? !(d > f->lo) : !(d >= f->lo))
-                return fail(x, v, key, "must be %s %g, got %s", f->lo_excl ? ">" : ">=", f->lo, sval(v));
-            *(double *)dst = d;
-        } else if (f->type == F_SIZE) {
-            if (read_int(x, v, key, (unsigned long long)f->lo, SIZE_MAX, &u, NULL)) return -1;
-            *(size_t *)dst = (size_t)u;
-        } else if (f->type == F_U64) {
-            if (read_int(x, v, key, 0, UINT64_MAX, &u, NULL)) return -1;
-            *(uint64_t *)dst = u;
-        } else if (read_bool(x, v, key, (int *)dst))
-            return -1;
-    }
-    static const char *const SCHED[] = {"cosine", "linear", "constant", NULL};
-    int s;
-    if ((v = get(x, m, "schedule"))) {
-        if (read_choice(x, v, "train.schedule", SCHED, &s)) return -1;
-        t->hp.schedule = s == 0 ? BIPO_SCHED_COSINE : s == 1 ? BIPO_SCHED_LINEAR : BIPO_SCHED_CONSTANT;
-    }
-    static const char *const MATMUL[] = {"bf16x3", "fp32", NULL};
-    if ((v = get(x, m, "backward_matmul"))) {
-        if (read_choice(x, v, "train.backward_matmul", MATMUL, &s)) return -1;
-        t->hp.backward_matmul = s == 0 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
-    }
-    if ((v = get(x, m, "forward_matmul"))) {
-        if (read_choice(x, v, "train.forward_matmul", MATMUL, &s)) return -1;
-        t->hp.forward_matmul = s == 0 ? BIPO_MATMUL_BF16X3 : BIPO_MATMUL_FP32;
+    for (size_t i = 0; i < bipo_hp_n_fields; i++) {
+        const bipo_hp_field *f = &bipo_hp_fields[i];
+        if (!(f->flags & BIPO_HP_YAML) || f->elem > 1 || !(v = get(x, m, bipo_hp_key(f)))) continue;
+        const char *key = KP("train", bipo_hp_key(f));
+        if (f->elem ? read_hp_list(x, v, f, key, &t->hp) : read_hp(x, v, key, f, &t->hp)) return -1;
     }
     char b[96];
-    if ((v = get(x, m, "adam_betas"))) {
-        yaml_node_item_t *it = v->data.sequence.items.start;
-        if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - it != 2)
-            return fail(x, v, "train.adam_betas", "expected a list of two numbers [beta1, beta2], got %s",
-                        v->type == YAML_SEQUENCE_NODE ? "a list of another length" : what(v, b, sizeof b));
-        double *dst[2] = {&t->hp.adam_beta1, &t->hp.adam_beta2};
-        for (int k = 0; k < 2; k++) {
-            yaml_node_t *e = node(x, it[k]);
-            char key[40];
-            snprintf(key, sizeof key, "train.adam_betas[%d]", k);
-            if (read_double(x, e, key, dst[k])) return -1;
-            if (!(*dst[k] >= 0 && *dst[k] < 1)) return fail(x, e, key, "must be in [0, 1), got %s", sval(e));
-        }
-    }
     if ((v = get(x, m, "save_epochs"))) {
         if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.start == v->data.sequence.items.top)
             return fail(x, v, "train.save_epochs", "expected a non-empty list of epochs like [5, 10, 20], got %s",
@@ -658,8 +648,6 @@ static int parse_root(ctx *x, yaml_node_t *root, bipo_config_file *c) {
 void bipo_train_cfg_defaults(bipo_train_cfg *t) {
     memset(t, 0, sizeof *t);
     bipo_hparams_defaults(&t->hp);
-    t->max_length = 512;
-    t->log_every = 1;
 }
 
 int bipo_config_parse_string(bipo_config_file *c, const char *text, const char *virtual_path) {

@@ -14,7 +14,8 @@
 //               has its own `layers`)
 //   train: {beta, lr, epochs, batch_size, warmup_steps, first_step_lr_zero, schedule,
 //           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
-//           seed, max_length, log_every, checkpoint_every, shared_prompt}
+//           seed, max_length, log_every, checkpoint_every, shared_prompt, forward_matmul,
+//           backward_matmul}   (every key but save_epochs: one row of workers/hparams.c)
 //   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (kept as text)
 #ifndef BIPO_CONFIG_H
 #define BIPO_CONFIG_H
@@ -57,16 +58,12 @@ typedef struct {
 } bipo_behavior_cfg;
 
 typedef struct {
-    // beta, lr, epochs, schedule_epochs (0 = epochs), batch_size, warmup_steps,
-    // first_step_lr_zero, schedule, weight_decay, adam_beta1/2 (adam_betas), adam_eps,
-    // grad_clip (0 = off), seed, shared_prompt: exactly the worker's bipo_hparams, so the
-    // pipeline hands &train.hp to the trainer. hp.cache_bytes = cache.memory_mb MiB.
+    // every `train:` key except save_epochs: exactly the worker's bipo_hparams, one row each
+    // in the table of workers/hparams.c (defaults, bounds, hash), so the pipeline hands &train.hp
+    // to the trainer. hp.cache_bytes = cache.memory_mb MiB.
     bipo_hparams hp;
     size_t *save_epochs;   // each in 1..epochs, ascending; after loading, default {epochs}
     size_t n_save_epochs;
-    size_t max_length;     // 512 tokens per sequence (prompt truncated from the left)
-    size_t log_every;      // 1
-    size_t checkpoint_every; // 0: checkpoint at each epoch's end only; N: also every N steps
 } bipo_train_cfg;
 
 typedef struct {
@@ -86,7 +83,7 @@ typedef struct {
 } bipo_config_file;
 
 // Defaults listed in the schema (train.hp from bipo_hparams_defaults; save_epochs empty,
-// meaning {epochs}; max_length 512; log_every 1).
+// meaning {epochs}).
 void bipo_train_cfg_defaults(bipo_train_cfg *t);
 
 // 0, or -1 + bipo_set_error (c is left zeroed). Free with bipo_config_free either way.

@@ -146,6 +146,80 @@ void free_attrs(bipo_attr *a, size_t n) {
     free(a);
 }
 
+// ---- messages: each encoder beside its decoder -------------------------------------------------
+void msg_put_request(bipo_blob *b, int group, long loaded) {
+    blob_put_u64(b, MSG_REQUEST);
+    blob_put_u64(b, (uint64_t)group);
+    blob_put_u64(b, (uint64_t)(loaded + 1));
+}
+void msg_get_request(bipo_blob *b, int *group, long *loaded) {
+    *group = (int)blob_get_u64(b);
+    *loaded = (long)blob_get_u64(b) - 1;
+}
+
+void msg_put_job(bipo_blob *b, long job, const bipo_checkpoint *ck) {
+    blob_put_u64(b, (uint64_t)(job + 1));
+    blob_put_u64(b, ck != NULL);
+    if (ck) blob_put_checkpoint(b, ck);
+}
+long msg_get_job(bipo_blob *b, bipo_checkpoint *ck, int *have) {
+    long job = (long)blob_get_u64(b) - 1;
+    *have = (int)blob_get_u64(b);
+    memset(ck, 0, sizeof *ck);
+    if (*have) blob_get_checkpoint(b, ck);
+    return job;
+}
+
+void msg_put_checkpoint(bipo_blob *b, const bipo_job_key *k, const bipo_checkpoint *c) {
+    blob_put_u64(b, MSG_CHECKPOINT);
+    blob_put_key(b, k);
+    blob_put_checkpoint(b, c);
+}
+void msg_get_checkpoint(bipo_blob *b, bipo_job_key *k, bipo_checkpoint *c) {
+    blob_get_key(b, k);
+    blob_get_checkpoint(b, c);
+}
+
+void msg_put_result(bipo_blob *b, const bipo_job_key *k, const bipo_model_info *mi,
+                    const bipo_behavior_info *bi, const bipo_run_data *d, const bipo_attr *a, size_t n) {
+    blob_put_u64(b, MSG_RESULT);
+    blob_put_key(b, k);
+    const char *ms[4] = {mi->source, mi->architecture, mi->fingerprint, mi->dtype};
+    for (int q = 0; q < 4; q++) blob_put_str(b, ms[q]);
+    blob_put_u64(b, (uint64_t)mi->hidden);
+    blob_put_u64(b, (uint64_t)mi->layers);
+    blob_put_u64(b, bi->n_data_paths);
+    for (size_t q = 0; q < bi->n_data_paths; q++) blob_put_str(b, bi->data_paths[q]);
+    blob_put_str(b, bi->data_hash);
+    blob_put_run_data(b, d);
+    blob_put_attrs(b, a, n);
+}
+void msg_get_result(bipo_blob *b, bipo_result_msg *r) {
+    blob_get_key(b, &r->k);
+    char *s[4];
+    for (int q = 0; q < 4; q++) s[q] = blob_get_str(b);
+    int64_t hidden = (int64_t)blob_get_u64(b), layers = (int64_t)blob_get_u64(b);
+    r->mi = (bipo_model_info){s[0], s[1], s[2], s[3], hidden, layers};
+    size_t np = (size_t)blob_get_u64(b);
+    char **paths = xcalloc(np + 1, sizeof *paths);
+    for (size_t q = 0; q < np; q++) paths[q] = blob_get_str(b);
+    char *dh = blob_get_str(b);
+    r->bi = (bipo_behavior_info){(const char *const *)paths, np, dh};
+    blob_get_run_data(b, &r->d);
+    r->a = blob_get_attrs(b, &r->n);
+}
+void msg_result_free(bipo_result_msg *r) {
+    free_attrs(r->a, r->n);
+    bipo_run_data_free(&r->d);
+    for (size_t q = 0; q < r->bi.n_data_paths; q++) free((char *)r->bi.data_paths[q]);
+    free((void *)r->bi.data_paths), free((char *)r->bi.data_hash);
+    const char *ms[4] = {r->mi.source, r->mi.architecture, r->mi.fingerprint, r->mi.dtype};
+    for (int q = 0; q < 4; q++) free((char *)ms[q]);
+    free_key(&r->k);
+    memset(r, 0, sizeof *r);
+}
+
+// ---- transport ---------------------------------------------------------------------------------
 void msg_send(const bipo_blob *b, int dest, int tag, MPI_Comm comm) {
     CHECK(b->n < (size_t)1 << 31, "message of %zu bytes is too large", b->n);
     MPI_CHECK(MPI_Send(b->p, (int)b->n, MPI_BYTE, dest, tag, comm));

@@ -10,6 +10,11 @@
 // finished run to rank 0, the only rank that opens the library. Rank 0 leads group 0 as well
 // and serves the other leaders between its own steps. Fatal errors on any rank call
 // MPI_Abort (the die hook), so no rank waits forever in a collective.
+//
+// In this file, top-down: rank 0's dispatcher and library writes (dispatch, serve, sinks),
+// world setup (ranks_per_group, open_backend, world_split, check_inputs), load for a job
+// (load_model, tokenize_behavior) and the group loop (next_job, group_loop), then
+// bipo_train_all putting them together.
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -18,15 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bipo.h"    // defines: bipo_dp, bipo_example
-#include "chat.h"      // defines: bipo_chat_for, bipo_chat_template_by_name
+#include "bipo.h"      // defines: bipo_dp, bipo_example
+#include "chat.h"      // defines: bipo_chat_template_by_name
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
-#include "kernels.h" // defines: bipo_backend_open, bipo_blas_config, bipo_blas_corename
-#include "model.h"   // defines: bipo_model_load, bipo_model_probe
-#include "remote.h"  // defines: bipo_blob, msg_send, msg_recv
-#include "store.h"   // defines: bipo_store_*
-#include "train.h"   // defines: bipo_run_job, bipo_job_hash, bipo_load_behavior
-#include "util.h" // defines: CHECK, BIPO_FATAL, bipo_last_error, bipo_now, bipo_set_die_hook
+#include "job.h"       // defines: bipo_run_job, bipo_job_ctx, bipo_sink
+#include "kernels.h"   // defines: bipo_backend_open, bipo_blas_config
+#include "model.h"     // defines: bipo_model_load, bipo_lora_merge
+#include "plan.h"      // defines: bipo_plan, bipo_plan_check, bipo_job_hash, bipo_load_behavior
+#include "remote.h"    // defines: bipo_blob, msg_put_* / msg_get_*, msg_send, msg_recv
+#include "sched.h"     // defines: bipo_train_all
+#include "store.h"     // defines: bipo_store_*
+#include "util.h"      // defines: CHECK, bipo_now, xmalloc
 
 #ifndef BIPO_GIT_REVISION
 #define BIPO_GIT_REVISION "unknown"
@@ -64,6 +71,7 @@ static void plan_eta(plan_state *ps, char *buf, size_t n) {
     if (finished == 0) snprintf(buf, n, "?");
     else bipo_fmt_duration(buf, n, el / (double)finished * (double)todo);
 }
+
 
 // The distinct host names of the ranks of comm, comma-separated (collective; malloc'd).
 static char *host_list(MPI_Comm comm) {
@@ -186,58 +194,36 @@ static int write_result(plan_state *ps, const bipo_job_key *k, const bipo_model_
 static void serve(plan_state *ps, int wait) {
     bipo_blob b = {0};
     while (wait ? ps->leaders_left > 0 : msg_pending(BIPO_TAG_TO_ROOT, MPI_COMM_WORLD)) {
-        int src = msg_recv(&b, MPI_ANY_SOURCE, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
+        int src = msg_recv(&b, MPI_ANY_SOURCE, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD), rc = 0;
         uint64_t type = blob_get_u64(&b);
         if (type == MSG_REQUEST) {
-            int group = (int)blob_get_u64(&b);
-            long loaded = (long)blob_get_u64(&b) - 1;
+            int group, have = 0;
+            long loaded;
+            msg_get_request(&b, &group, &loaded);
             bipo_checkpoint ck = {0};
-            int have = 0;
             long job = dispatch(ps, group, loaded, &ck, &have);
             bipo_blob r = {0};
-            blob_put_u64(&r, (uint64_t)(job + 1));
-            blob_put_u64(&r, (uint64_t)have);
-            if (have) blob_put_checkpoint(&r, &ck);
+            msg_put_job(&r, job, have ? &ck : NULL);
             msg_send(&r, src, BIPO_TAG_REPLY, MPI_COMM_WORLD);
             blob_free(&r);
             if (have) bipo_checkpoint_free(&ck);
             if (job < 0) ps->leaders_left--;
-        } else if (type == MSG_CHECKPOINT || type == MSG_RESULT) {
+        } else if (type == MSG_CHECKPOINT) {
             bipo_job_key k;
-            blob_get_key(&b, &k);
-            int rc;
-            if (type == MSG_CHECKPOINT) {
-                bipo_checkpoint ck;
-                blob_get_checkpoint(&b, &ck);
-                rc = bipo_store_write_checkpoint(ps->store, &k, &ck);
-                bipo_checkpoint_free(&ck);
-            } else {
-                bipo_model_info mi;
-                char *s[4];
-                for (int q = 0; q < 4; q++) s[q] = blob_get_str(&b);
-                mi = (bipo_model_info){s[0], s[1], s[2], s[3], (int64_t)blob_get_u64(&b),
-                                       (int64_t)blob_get_u64(&b)};
-                size_t np = (size_t)blob_get_u64(&b);
-                char **paths = xcalloc(np + 1, sizeof *paths);
-                for (size_t q = 0; q < np; q++) paths[q] = blob_get_str(&b);
-                char *dh = blob_get_str(&b);
-                bipo_behavior_info bi = {(const char *const *)paths, np, dh};
-                bipo_run_data d;
-                blob_get_run_data(&b, &d);
-                size_t na;
-                bipo_attr *a = blob_get_attrs(&b, &na);
-                rc = write_result(ps, &k, &mi, &bi, &d, a, na);
-                free_attrs(a, na);
-                bipo_run_data_free(&d);
-                for (size_t q = 0; q < np; q++) free(paths[q]);
-                free(paths), free(dh);
-                for (int q = 0; q < 4; q++) free(s[q]);
-            }
+            bipo_checkpoint ck;
+            msg_get_checkpoint(&b, &k, &ck);
+            rc = bipo_store_write_checkpoint(ps->store, &k, &ck);
+            bipo_checkpoint_free(&ck);
             free_key(&k);
-            CHECK(rc == 0, "writing the library for rank %d: %s", src, bipo_last_error());
+        } else if (type == MSG_RESULT) {
+            bipo_result_msg r;
+            msg_get_result(&b, &r);
+            rc = write_result(ps, &r.k, &r.mi, &r.bi, &r.d, r.a, r.n);
+            msg_result_free(&r);
         } else {
             BIPO_FATAL("unknown message type %llu from rank %d", (unsigned long long)type, src);
         }
+        CHECK(rc == 0, "writing the library for rank %d: %s", src, bipo_last_error());
         blob_free(&b);
     }
 }
@@ -255,9 +241,7 @@ static void root_poll(bipo_sink *s) { serve(s->ctx, 0); }
 
 static int remote_checkpoint(bipo_sink *s, const bipo_job_key *k, const bipo_checkpoint *c) {
     bipo_blob b = {0};
-    blob_put_u64(&b, MSG_CHECKPOINT);
-    blob_put_key(&b, k);
-    blob_put_checkpoint(&b, c);
+    msg_put_checkpoint(&b, k, c);
     msg_send(&b, 0, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
     blob_free(&b);
     return 0;
@@ -266,17 +250,7 @@ static int remote_result(bipo_sink *s, const bipo_job_key *k, const bipo_model_i
                          const bipo_behavior_info *bi, const bipo_run_data *d, const bipo_attr *a,
                          size_t n) {
     bipo_blob b = {0};
-    blob_put_u64(&b, MSG_RESULT);
-    blob_put_key(&b, k);
-    const char *ms[4] = {mi->source, mi->architecture, mi->fingerprint, mi->dtype};
-    for (int q = 0; q < 4; q++) blob_put_str(&b, ms[q]);
-    blob_put_u64(&b, (uint64_t)mi->hidden);
-    blob_put_u64(&b, (uint64_t)mi->layers);
-    blob_put_u64(&b, bi->n_data_paths);
-    for (size_t q = 0; q < bi->n_data_paths; q++) blob_put_str(&b, bi->data_paths[q]);
-    blob_put_str(&b, bi->data_hash);
-    blob_put_run_data(&b, d);
-    blob_put_attrs(&b, a, n);
+    msg_put_result(&b, k, mi, bi, d, a, n);
     msg_send(&b, 0, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
     blob_free(&b);
     return 0;
@@ -288,86 +262,17 @@ static void group_allreduce(double *buf, size_t n, void *ctx) {
     CHECK(rc == MPI_SUCCESS, "MPI_Allreduce of the gradient failed (%d)", rc);
 }
 
-// ---- rank 0's checks before anything is loaded ------------------------------------------------
-typedef struct {
-    char fingerprint[65];
-    char template_name[32];
-} model_probe;
 
-static int validate(const bipo_config_file *c, bipo_behavior_data *bd, model_probe *mp) {
-    for (size_t b = 0; b < c->n_behaviors; b++)
-        if (bipo_load_behavior(c, &c->behaviors[b], &bd[b]) != 0) return -1;
-    for (size_t m = 0; m < c->n_models; m++) {
-        bipo_model pm;
-        if (bipo_model_probe(&pm, c->models[m].path) != 0) return -1;
-        snprintf(mp[m].fingerprint, sizeof mp[m].fingerprint, "%s", pm.fingerprint);
-        size_t L = pm.cfg.L;
-        bipo_model_free(&pm);
-        if (c->models[m].lora && bipo_lora_fingerprint(mp[m].fingerprint, c->models[m].lora, mp[m].fingerprint) != 0)
-            return -1;
-        if (bipo_config_check_layers(c, m, L) != 0) return -1;
-        bipo_tokenizer *tok = bipo_tokenizer_load(c->models[m].path);
-        if (!tok) return -1;
-        const char *tn = c->models[m].template_name;
-        const bipo_chat_template *tpl = !tn || !strcmp(tn, "auto") ? bipo_chat_for(tok)
-                                                                   : bipo_chat_template_by_name(tn);
-        bipo_tokenizer_free(tok);
-        if (!tpl) return -1;
-        snprintf(mp[m].template_name, sizeof mp[m].template_name, "%s", tpl->name);
-    }
-    return 0;
-}
-
-static const char *system_of(const bipo_model_cfg *mc) {
-    return mc->system_prompt ? mc->system_prompt : BIPO_DEFAULT_SYSTEM;
-}
-
-// ---- the run ------------------------------------------------------------------------------------
-static void free_examples(bipo_example *ex, size_t n) {
-    for (size_t i = 0; i < n; i++) bipo_example_free(&ex[i]);
-    free(ex);
-}
-
-int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
-    world w;
-    MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &w.size);
-    bipo_set_rank(w.size > 1 ? w.rank : -1);
-    bipo_set_die_hook(abort_hook);
-    const char *out = o->output ? o->output : c->output;
-    bipo_behavior_data *bd = xcalloc(c->n_behaviors, sizeof *bd);
-    model_probe *mp = xcalloc(c->n_models, sizeof *mp);
-    bipo_job *jobs;
-    size_t n_jobs = bipo_plan(c, &jobs);
-    // rank 0 checks every input before any rank loads weights
-    int ok = 1;
-    if (w.rank == 0) {
-        if (!out) {
-            fprintf(stderr, "bipo-pipeline train: %s: no `output:` in the config and no --output given\n", c->path);
-            ok = 0;
-        } else if (validate(c, bd, mp) != 0) {
-            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
-            ok = 0;
-        }
-    }
+// ---- world setup: ranks, threads, backend, groups -----------------------------------------------
+// Ranks per group: --ranks-per-job, else the config's, else all ranks for a single job and
+// one rank per job otherwise (check_inputs checks that it divides the world).
+static int ranks_per_group(const bipo_config_file *c, const bipo_run_opts *o, size_t n_jobs, const world *w) {
     int rpj = o->ranks_per_job ? o->ranks_per_job : (int)c->ranks_per_job;
-    if (rpj <= 0) rpj = n_jobs == 1 ? w.size : 1; // one job: all ranks on it
-    if (ok && w.rank == 0 && (rpj > w.size || w.size % rpj != 0)) {
-        fprintf(stderr, "bipo-pipeline train: %d ranks cannot be split into groups of ranks_per_job = %d "
-                        "(use a divisor of the rank count)\n", w.size, rpj);
-        ok = 0;
-    }
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(mp, (int)(c->n_models * sizeof *mp), MPI_BYTE, 0, MPI_COMM_WORLD);
-    if (!ok) {
-        for (size_t b = 0; b < c->n_behaviors; b++) bipo_free_behavior(&bd[b]);
-        free(bd), free(mp), free(jobs);
-        return 1;
-    }
-    if (w.rank != 0)
-        for (size_t b = 0; b < c->n_behaviors; b++)
-            CHECK(bipo_load_behavior(c, &c->behaviors[b], &bd[b]) == 0, "%s", bipo_last_error());
-    // threads: the user's, else the node's cores shared by the ranks on it
+    return rpj > 0 ? rpj : n_jobs == 1 ? w->size : 1; // one job: all ranks on it
+}
+
+// The backend with its threads: the user's, else the node's cores shared by the ranks on it.
+static const bipo_backend *open_backend(const bipo_run_opts *o) {
     int threads = o->threads;
     if (threads <= 0 && !getenv("OMP_NUM_THREADS")) {
         MPI_Comm node;
@@ -380,11 +285,197 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
     }
     const bipo_backend *be = bipo_backend_open(o->backend, threads);
     CHECK(be, "%s", bipo_last_error());
-    w.gsize = rpj;
-    w.n_groups = w.size / rpj;
-    w.group = w.rank / rpj;
-    w.grank = w.rank % rpj;
-    MPI_Comm_split(MPI_COMM_WORLD, w.group, w.grank, &w.gcomm);
+    return be;
+}
+
+static void world_split(world *w, int rpj) {
+    w->gsize = rpj;
+    w->n_groups = w->size / rpj;
+    w->group = w->rank / rpj;
+    w->grank = w->rank % rpj;
+    MPI_Comm_split(MPI_COMM_WORLD, w->group, w->grank, &w->gcomm);
+}
+
+// Rank 0 checks every input before any rank loads weights, then the group size (bd, mp
+// filled on rank 0; mp is broadcast, every other rank loads bd itself). 0, or -1 on every
+// rank after rank 0 printed why.
+static int check_inputs(const bipo_config_file *c, const char *out, const world *w, int rpj,
+                        bipo_behavior_data *bd, bipo_model_check *mp) {
+    int ok = 1;
+    if (w->rank == 0) {
+        if (!out) {
+            fprintf(stderr, "bipo-pipeline train: %s: no `output:` in the config and no --output given\n", c->path);
+            ok = 0;
+        } else if (bipo_plan_check(c, bd, mp) != 0) {
+            fprintf(stderr, "bipo-pipeline train: %s\n", bipo_last_error());
+            ok = 0;
+        }
+        if (ok && (rpj > w->size || w->size % rpj != 0)) {
+            fprintf(stderr, "bipo-pipeline train: %d ranks cannot be split into groups of ranks_per_job = %d "
+                            "(use a divisor of the rank count)\n", w->size, rpj);
+            ok = 0;
+        }
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(mp, (int)(c->n_models * sizeof *mp), MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (!ok) return -1;
+    if (w->rank != 0)
+        for (size_t b = 0; b < c->n_behaviors; b++)
+            CHECK(bipo_load_behavior(c, &c->behaviors[b], &bd[b]) == 0, "%s", bipo_last_error());
+    return 0;
+}
+
+// ---- load for a job: the group keeps one model and one behavior's tokenized pairs -------------
+typedef struct {
+    long loaded, tokenized; // model and behavior indices held (-1 none)
+    bipo_model model;
+    bipo_tokenizer *tok;
+    const bipo_chat_template *tpl;
+    bipo_job_ctx j; // train/test examples of `tokenized`
+} group_state;
+
+static void free_examples(bipo_example *ex, size_t n) {
+    for (size_t i = 0; i < n; i++) bipo_example_free(&ex[i]);
+    free(ex);
+}
+
+static void load_model(group_state *g, const bipo_config_file *c, const bipo_model_check *mp,
+                       size_t m, const bipo_backend *be, const world *w, const char *prefix) {
+    const bipo_model_cfg *mc = &c->models[m];
+    if (g->loaded >= 0) bipo_model_free(&g->model), bipo_tokenizer_free(g->tok);
+    CHECK(bipo_model_load(&g->model, mc->path, be) == 0, "%s", bipo_last_error());
+    if (mc->lora) CHECK(bipo_lora_merge(&g->model, mc->lora) == 0, "%s", bipo_last_error());
+    CHECK((g->tok = bipo_tokenizer_load(mc->path)), "%s", bipo_last_error());
+    g->tpl = bipo_chat_template_by_name(mp[m].template_name);
+    CHECK(g->tpl, "%s", bipo_last_error());
+    g->loaded = (long)m;
+    g->tokenized = -1;
+    if (w->grank == 0)
+        printf("%smodel %s: %s, %zu layers, hidden %zu, %s weights, template %s\n", prefix, mc->id,
+               g->model.cfg.arch_name, g->model.cfg.L, g->model.cfg.C, g->model.source_dtype, g->tpl->name);
+}
+
+static void tokenize_behavior(group_state *g, const bipo_config_file *c, const bipo_behavior_data *bd,
+                              size_t m, size_t b, const world *w, const char *prefix) {
+    const char *sys = bipo_system_of(&c->models[m]);
+    size_t max_length = c->train.hp.max_length, t1 = 0, t2 = 0;
+    bipo_job_ctx *j = &g->j;
+    free_examples(j->train, j->n_train);
+    free_examples(j->test, j->n_test);
+    memset(j, 0, sizeof *j);
+    const bipo_behavior_data *d = &bd[b];
+    CHECK(bipo_tokenize_pairs(&d->train, g->tok, g->tpl, sys, max_length, &j->train, &t1) == 0 &&
+              (!d->test.n || bipo_tokenize_pairs(&d->test, g->tok, g->tpl, sys, max_length, &j->test, &t2) == 0),
+          "%s", bipo_last_error());
+    j->n_train = d->train.n;
+    j->n_test = d->test.n;
+    j->n_trunc = t1 + t2;
+    g->tokenized = (long)b;
+    if (j->n_trunc && w->grank == 0)
+        printf("%swarning: %zu sequence%s of %s longer than max_length %zu: prompt truncated from the left\n",
+               prefix, j->n_trunc, j->n_trunc == 1 ? "" : "s", c->behaviors[b].name, max_length);
+}
+
+static void group_free(group_state *g) {
+    free_examples(g->j.train, g->j.n_train);
+    free_examples(g->j.test, g->j.n_test);
+    if (g->loaded >= 0) bipo_model_free(&g->model), bipo_tokenizer_free(g->tok);
+}
+
+// ---- the group loop: ask for a job, load for it, run it ---------------------------------------
+typedef struct {
+    const bipo_config_file *c;
+    const bipo_run_opts *o;
+    const world *w;
+    plan_state *ps;
+    const bipo_behavior_data *bd;
+    const bipo_model_check *mp;
+    const bipo_backend *be;
+    bipo_sink *sink; // this rank's (NULL: not a leader)
+    const bipo_dp *dp;
+    const char *prefix, *group_hosts;
+} group_run;
+
+// The group's next job (-1: none left): its leader asks rank 0 (rank 0 asks itself) and
+// broadcasts the answer with the job's checkpoint, if any, to the group.
+static long next_job(const group_run *r, long loaded, bipo_checkpoint *ck, int *have) {
+    bipo_blob jb = {0};
+    if (r->w->rank == 0) {
+        bipo_checkpoint own = {0};
+        int h = 0;
+        long job = dispatch(r->ps, 0, loaded, &own, &h);
+        msg_put_job(&jb, job, h ? &own : NULL);
+        if (h) bipo_checkpoint_free(&own);
+    } else if (r->w->grank == 0) {
+        bipo_blob req = {0};
+        msg_put_request(&req, r->w->group, loaded);
+        msg_send(&req, 0, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
+        blob_free(&req);
+        msg_recv(&jb, 0, BIPO_TAG_REPLY, MPI_COMM_WORLD);
+    }
+    if (r->w->gsize > 1) blob_bcast(&jb, r->w->gcomm);
+    jb.at = 0;
+    long job = msg_get_job(&jb, ck, have);
+    blob_free(&jb);
+    return job;
+}
+
+static void group_loop(const group_run *r) {
+    const bipo_config_file *c = r->c;
+    group_state g = {.loaded = -1, .tokenized = -1};
+    for (;;) {
+        bipo_checkpoint ck;
+        int have;
+        long job = next_job(r, g.loaded, &ck, &have);
+        if (job < 0) break;
+        if (r->o->fail_on_rank == r->w->rank) BIPO_FATAL("injected failure (--fail-on-rank %d)", r->w->rank);
+        const bipo_job *J = &r->ps->jobs[job];
+        if ((long)J->model != g.loaded) load_model(&g, c, r->mp, J->model, r->be, r->w, r->prefix);
+        if ((long)J->behavior != g.tokenized) tokenize_behavior(&g, c, r->bd, J->model, J->behavior, r->w, r->prefix);
+        bipo_job_ctx *j = &g.j;
+        const bipo_model_cfg *mc = &c->models[J->model];
+        j->c = c, j->o = r->o, j->sink = r->sink, j->dp = r->dp, j->n_ranks = r->w->gsize;
+        j->prefix = r->prefix, j->model = &g.model, j->mc = mc, j->bc = &c->behaviors[J->behavior];
+        j->data = &r->bd[J->behavior], j->template_name = g.tpl->name, j->system = bipo_system_of(mc);
+        j->job_index = (size_t)job, j->n_jobs = r->ps->n_jobs, j->hosts = r->group_hosts;
+        char hash[65];
+        bipo_job_hash(c, g.model.fingerprint, g.tpl->name, j->system, j->bc->name, j->data->hash, J->layer, hash);
+        int rc = bipo_run_job(j, J->layer, hash, have ? &ck : NULL);
+        if (have) bipo_checkpoint_free(&ck);
+        CHECK(rc == 0, "%s / %s / layer %zu: %s", mc->id, j->bc->name, J->layer, bipo_last_error());
+    }
+    if (r->w->rank == 0) serve(r->ps, 1); // until every other leader has been told the plan is done
+    group_free(&g);
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+static void print_plan(const bipo_config_file *c, const world *w, size_t n_jobs, const char *out) {
+    printf("plan: %zu job%s (%zu model%s x %zu behavior%s x layers) on %d rank%s in %d group%s "
+           "of %d -> %s\n", n_jobs, n_jobs == 1 ? "" : "s", c->n_models, c->n_models == 1 ? "" : "s",
+           c->n_behaviors, c->n_behaviors == 1 ? "" : "s", w->size, w->size == 1 ? "" : "s",
+           w->n_groups, w->n_groups == 1 ? "" : "s", w->gsize, out);
+    fflush(stdout);
+}
+
+int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
+    world w;
+    MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+    bipo_set_rank(w.size > 1 ? w.rank : -1);
+    bipo_set_die_hook(abort_hook);
+    const char *out = o->output ? o->output : c->output;
+    bipo_behavior_data *bd = xcalloc(c->n_behaviors, sizeof *bd);
+    bipo_model_check *mp = xcalloc(c->n_models, sizeof *mp);
+    bipo_job *jobs;
+    size_t n_jobs = bipo_plan(c, &jobs);
+    int rpj = ranks_per_group(c, o, n_jobs, &w);
+    if (check_inputs(c, out, &w, rpj, bd, mp) != 0) {
+        for (size_t b = 0; b < c->n_behaviors; b++) bipo_free_behavior(&bd[b]);
+        free(bd), free(mp), free(jobs);
+        return 1;
+    }
+    const bipo_backend *be = open_backend(o);
+    world_split(&w, rpj);
     plan_state ps = {c, o, out, be};
     ps.jobs = jobs;
     ps.n_jobs = n_jobs;
@@ -399,15 +490,11 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
     if (w.rank == 0) {
         for (size_t i = 0; i < n_jobs; i++) {
             const bipo_job *jb = &jobs[i];
-            const bipo_model_cfg *mc = &c->models[jb->model];
-            bipo_job_hash(c, mp[jb->model].fingerprint, mp[jb->model].template_name, system_of(mc),
-                          c->behaviors[jb->behavior].name, bd[jb->behavior].hash, jb->layer, ps.hash[i]);
+            bipo_job_hash(c, mp[jb->model].fingerprint, mp[jb->model].template_name,
+                          bipo_system_of(&c->models[jb->model]), c->behaviors[jb->behavior].name,
+                          bd[jb->behavior].hash, jb->layer, ps.hash[i]);
         }
-        printf("plan: %zu job%s (%zu model%s x %zu behavior%s x layers) on %d rank%s in %d group%s "
-               "of %d -> %s\n", n_jobs, n_jobs == 1 ? "" : "s", c->n_models, c->n_models == 1 ? "" : "s",
-               c->n_behaviors, c->n_behaviors == 1 ? "" : "s", w.size, w.size == 1 ? "" : "s",
-               w.n_groups, w.n_groups == 1 ? "" : "s", rpj, out);
-        fflush(stdout);
+        print_plan(c, &w, n_jobs, out);
     }
     bipo_sink root = {root_checkpoint, root_result, root_poll, &ps};
     bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL};
@@ -422,97 +509,9 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
 #endif
     char prefix[32] = "";
     if (w.n_groups > 1) snprintf(prefix, sizeof prefix, "[group %d] ", w.group);
-    long loaded = -1, tokenized = -1;
-    bipo_model model = {0};
-    bipo_tokenizer *tok = NULL;
-    const bipo_chat_template *tpl = NULL;
-    bipo_job_ctx j = {0};
-    for (;;) {
-        bipo_blob jb = {0};
-        if (w.grank == 0) {
-            if (w.rank == 0) {
-                bipo_checkpoint ck = {0};
-                int have = 0;
-                long job = dispatch(&ps, 0, loaded, &ck, &have);
-                blob_put_u64(&jb, (uint64_t)(job + 1));
-                blob_put_u64(&jb, (uint64_t)have);
-                if (have) blob_put_checkpoint(&jb, &ck), bipo_checkpoint_free(&ck);
-            } else {
-                bipo_blob req = {0};
-                blob_put_u64(&req, MSG_REQUEST);
-                blob_put_u64(&req, (uint64_t)w.group);
-                blob_put_u64(&req, (uint64_t)(loaded + 1));
-                msg_send(&req, 0, BIPO_TAG_TO_ROOT, MPI_COMM_WORLD);
-                blob_free(&req);
-                msg_recv(&jb, 0, BIPO_TAG_REPLY, MPI_COMM_WORLD);
-            }
-        }
-        if (w.gsize > 1) blob_bcast(&jb, w.gcomm);
-        jb.at = 0;
-        long job = (long)blob_get_u64(&jb) - 1;
-        int have = (int)blob_get_u64(&jb);
-        bipo_checkpoint ck = {0};
-        if (have) blob_get_checkpoint(&jb, &ck);
-        blob_free(&jb);
-        if (job < 0) break;
-        if (o->fail_on_rank == w.rank) BIPO_FATAL("injected failure (--fail-on-rank %d)", w.rank);
-        const bipo_job *J = &jobs[job];
-        const bipo_model_cfg *mc = &c->models[J->model];
-        if ((long)J->model != loaded) { // the group keeps one model's weights at a time
-            if (loaded >= 0) bipo_model_free(&model), bipo_tokenizer_free(tok);
-            CHECK(bipo_model_load(&model, mc->path, be) == 0, "%s", bipo_last_error());
-            if (mc->lora) CHECK(bipo_lora_merge(&model, mc->lora) == 0, "%s", bipo_last_error());
-            CHECK((tok = bipo_tokenizer_load(mc->path)), "%s", bipo_last_error());
-            tpl = bipo_chat_template_by_name(mp[J->model].template_name);
-            CHECK(tpl, "%s", bipo_last_error());
-            loaded = (long)J->model;
-            tokenized = -1;
-            if (w.grank == 0)
-                printf("%smodel %s: %s, %zu layers, hidden %zu, %s weights, template %s\n", prefix,
-                       mc->id, model.cfg.arch_name, model.cfg.L, model.cfg.C, model.source_dtype, tpl->name);
-        }
-        if ((long)J->behavior != tokenized) {
-            free_examples(j.train, j.n_train);
-            free_examples(j.test, j.n_test);
-            memset(&j, 0, sizeof j);
-            size_t t1 = 0, t2 = 0;
-            const bipo_behavior_data *d = &bd[J->behavior];
-            CHECK(bipo_tokenize_pairs(&d->train, tok, tpl, system_of(mc), c->train.max_length, &j.train, &t1) == 0 &&
-                      (!d->test.n || bipo_tokenize_pairs(&d->test, tok, tpl, system_of(mc), c->train.max_length, &j.test, &t2) == 0),
-                  "%s", bipo_last_error());
-            j.n_train = d->train.n;
-            j.n_test = d->test.n;
-            j.n_trunc = t1 + t2;
-            tokenized = (long)J->behavior;
-            if (j.n_trunc && w.grank == 0)
-                printf("%swarning: %zu sequence%s of %s longer than max_length %zu: prompt truncated from the left\n",
-                       prefix, j.n_trunc, j.n_trunc == 1 ? "" : "s", c->behaviors[J->behavior].name, c->train.max_length);
-        }
-        j.c = c;
-        j.o = o;
-        j.sink = w.grank == 0 ? (w.rank == 0 ? &root : &remote) : NULL;
-        j.dp = w.gsize > 1 ? &dp : NULL;
-        j.n_ranks = w.gsize;
-        j.prefix = prefix;
-        j.model = &model;
-        j.mc = mc;
-        j.bc = &c->behaviors[J->behavior];
-        j.data = &bd[J->behavior];
-        j.template_name = tpl->name;
-        j.system = system_of(mc);
-        j.job_index = (size_t)job;
-        j.hosts = group_hosts;
-        j.n_jobs = n_jobs;
-        char hash[65];
-        bipo_job_hash(c, model.fingerprint, tpl->name, system_of(mc), j.bc->name, j.data->hash, J->layer, hash);
-        int rc = bipo_run_job(&j, J->layer, hash, have ? &ck : NULL);
-        if (have) bipo_checkpoint_free(&ck);
-        CHECK(rc == 0, "%s / %s / layer %zu: %s", mc->id, j.bc->name, J->layer, bipo_last_error());
-    }
-    if (w.rank == 0) serve(&ps, 1); // until every other leader has been told the plan is done
-    free_examples(j.train, j.n_train);
-    free_examples(j.test, j.n_test);
-    if (loaded >= 0) bipo_model_free(&model), bipo_tokenizer_free(tok);
+    group_run r = {c, o, &w, &ps, bd, mp, be, w.grank == 0 ? (w.rank == 0 ? &root : &remote) : NULL,
+                   w.gsize > 1 ? &dp : NULL, prefix, group_hosts};
+    group_loop(&r);
     int failed = ps.failed;
     MPI_Bcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (w.rank == 0) {

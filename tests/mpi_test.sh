@@ -103,6 +103,6 @@ check "nightly: existing run is still the only one for its layer" test "$("$BIN"
 # 5) a fatal error on one rank ends the whole run (MPI_Abort), naming the rank, never a hang
 err=$(timeout 120 $MPI -np 2 "$BIN" train "$T/one.yaml" --output "$T/f.h5" --quiet --fail-on-rank 1 2>&1 >/dev/null); rc=$?
 check "failure on rank 1 ends the run (exit $rc, not a timeout)" test $rc -ne 0 -a $rc -ne 124
-check "the message names the rank, file, line and cause" grep -qE "\[rank 1\] .*sched\.c:bipo_train_all\(\):[0-9]+: injected failure" <<<"$err"
+check "the message names the rank, file, line and cause" grep -qE "\[rank 1\] .*sched\.c:group_loop\(\):[0-9]+: injected failure" <<<"$err"
 
 summary mpi_test

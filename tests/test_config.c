@@ -109,8 +109,8 @@ static void check_full(const bipo_config_file *c, const char *dir) {
     EXPECT(t->hp.weight_decay == 0.0 && t->hp.adam_beta1 == 0.8 && t->hp.adam_beta2 == 0.99 &&
            t->hp.adam_eps == 1.0e-6 && t->hp.grad_clip == 0.0, "adam/clip");
     EXPECT(t->hp.seed == UINT64_MAX, "seed %llu", (unsigned long long)t->hp.seed);
-    EXPECT(t->max_length == 256 && t->log_every == 5 && t->hp.shared_prompt == 0, "max_length/log/shared");
-    EXPECT(t->checkpoint_every == 50, "checkpoint_every %zu", t->checkpoint_every);
+    EXPECT(t->hp.max_length == 256 && t->hp.log_every == 5 && t->hp.shared_prompt == 0, "max_length/log/shared");
+    EXPECT(t->hp.checkpoint_every == 50, "checkpoint_every %zu", t->hp.checkpoint_every);
     EXPECT(c->cache_bytes == (size_t)64 << 20 && t->hp.cache_bytes == c->cache_bytes, "cache %zu", c->cache_bytes);
     EXPECT(streq(c->output, "/out/dir/vectors.h5"), "output '%s'", c->output);
     EXPECT(c->ranks_per_job == 4, "ranks_per_job %zu", c->ranks_per_job);
@@ -165,8 +165,8 @@ static void test_defaults(void) {
            t->hp.backward_matmul == BIPO_MATMUL_BF16X3 && t->hp.forward_matmul == BIPO_MATMUL_BF16X3,
            "train defaults 1");
     EXPECT(t->hp.weight_decay == 0.05 && t->hp.adam_beta1 == 0.9 && t->hp.adam_beta2 == 0.999 &&
-           t->hp.adam_eps == 1e-8 && t->hp.grad_clip == 1.0 && t->hp.seed == 42 && t->max_length == 512 &&
-           t->log_every == 1 && t->hp.shared_prompt == 1 && t->checkpoint_every == 0, "train defaults 2");
+           t->hp.adam_eps == 1e-8 && t->hp.grad_clip == 1.0 && t->hp.seed == 42 && t->hp.max_length == 512 &&
+           t->hp.log_every == 1 && t->hp.shared_prompt == 1 && t->hp.checkpoint_every == 0, "train defaults 2");
     EXPECT(t->n_save_epochs == 1 && t->save_epochs[0] == 20, "save_epochs default [epochs]");
     EXPECT(c.cache_bytes == (size_t)2048 << 20 && t->hp.cache_bytes == c.cache_bytes, "cache default");
     EXPECT(c.output == NULL && c.ranks_per_job == 0 && c.eval_text == NULL, "top-level defaults");
@@ -180,7 +180,7 @@ static void test_defaults(void) {
     bipo_config_free(&c);
     bipo_train_cfg d;
     bipo_train_cfg_defaults(&d);
-    EXPECT(d.hp.beta == 0.1 && d.max_length == 512 && d.n_save_epochs == 0, "bipo_train_cfg_defaults");
+    EXPECT(d.hp.beta == 0.1 && d.hp.max_length == 512 && d.n_save_epochs == 0, "bipo_train_cfg_defaults");
 }
 
 static void test_lists_and_ranges(void) {

@@ -12,16 +12,6 @@
 #include "rng.h"  // defines: bipo_rng_next, bipo_rng_uniform (splitmix64)
 #include "util.h" // defines: xmalloc, xcalloc, bipo_set_error, CHECK
 
-void bipo_hparams_defaults(bipo_hparams *hp) {
-    *hp = (bipo_hparams){.beta = 0.1, .lr = 5e-4, .epochs = 20, .schedule_epochs = 0,
-                         .batch_size = 4, .warmup_steps = 100, .first_step_lr_zero = 1,
-                         .schedule = BIPO_SCHED_COSINE, .weight_decay = 0.05, .adam_beta1 = 0.9,
-                         .adam_beta2 = 0.999, .adam_eps = 1e-8, .grad_clip = 1.0, .seed = 42,
-                         .cache_bytes = (size_t)2 << 30, .use_cache = 1, .shared_prompt = 1,
-                         .forward_matmul = BIPO_MATMUL_BF16X3,
-                         .backward_matmul = BIPO_MATMUL_BF16X3};
-}
-
 void bipo_example_free(bipo_example *e) {
     free(e->tok[0]);
     free(e->tok[1]);

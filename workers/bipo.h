@@ -42,7 +42,16 @@ typedef struct {
     // 0..L) is always fp32. BIPO_MATMUL_BF16X3 falls back to fp32 where the hardware lacks it
     // (kernels.h); bipo_trainer_init stores what is in effect.
     bipo_matmul_precision forward_matmul, backward_matmul;
+    // settings of the run around the trainer (read by the pipeline, not by bipo_trainer):
+    size_t max_length;       // 512 tokens per sequence (prompt truncated from the left)
+    size_t log_every;        // 1: a log line every N steps
+    size_t checkpoint_every; // 0: checkpoint at each epoch's end only; N: also every N steps
+#ifdef BIPO_HPARAMS_TEST
+    double test_knob; // tests/test_hparams.c: a setting that only the table (workers/hparams.c) knows
+#endif
 } bipo_hparams;
+// Every member's default, bounds, YAML key and place in the job hash is one row of the table
+// in workers/hparams.c (hparams.h); this fills the defaults from it.
 void bipo_hparams_defaults(bipo_hparams *hp);
 
 // One tokenized pair. Sequences are prompt + response + EOS; rows p-1 .. n-2 are scored
