@@ -177,6 +177,12 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "bipo-pipeline export: %s\n", bipo_last_error());
         return 2;
     }
+    if (args_seen(sp, sizeof sp / sizeof sp[0], "--multiplier") && fmt != EXPORT_PT) {
+        fprintf(stderr, "bipo-pipeline export: --multiplier is the .pt file's steering_coefficient "
+                        "(--format pt); the other formats store the vector unscaled (scale it when "
+                        "loading: generate --multiplier M, llama.cpp --control-vector-scaled FILE:M)\n");
+        return 2;
+    }
     if (!out) {
         fprintf(stderr, "bipo-pipeline export: -o/--output %s is required\n", all ? "DIR" : "FILE");
         return 2;

@@ -261,6 +261,7 @@ static void check_errors(const char *lib) {
     run_export(2, "'onnx'", lib, "-o", p, "--format", "onnx", "--layer", "3", NULL);
     run_export(1, "layer 0", lib, "-o", p, "--format", "gguf", "--layer", "0", NULL);
     run_export(1, "runs match", lib, "-o", p, NULL); // ambiguous
+    run_export(2, "--multiplier", lib, "-o", p, "--format", "gguf", "--layer", "3", "--multiplier", "2", NULL);
     EXPECT(access(p, F_OK) != 0, "no file after the failed exports");
     run_export(1, "/no/such/dir/v.gguf", lib, "-o", "/no/such/dir/v.gguf", "--layer", "3", NULL);
     run_export(1, "/proc/bipo-export.pt", lib, "-o", "/proc/bipo-export.pt", "--format", "pt",
