@@ -21,9 +21,10 @@ int args_parse(const char *cmd, const char *usage, arg_spec *specs, size_t n, in
                char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        const char *key = strcmp(a, "-o") ? a : "--output"; // every file-writing command: -o
         arg_spec *sp = NULL;
         for (size_t k = 0; k < n; k++)
-            if (!strcmp(a, specs[k].name)) sp = &specs[k];
+            if (!strcmp(key, specs[k].name)) sp = &specs[k];
         if (!sp) return fail(cmd, usage, "unknown option '%s'%s", a, "");
         sp->seen = 1;
         if (sp->kind == ARG_FLAG) {

@@ -14,7 +14,7 @@ typedef struct {
     int seen;
 } arg_spec;
 
-// Parses argv[1..argc) against specs. On error prints "bipo-pipeline CMD: <why>" + usage
+// Parses argv[1..argc) against specs; "-o" is accepted for "--output" wherever a command has it. On error prints "bipo-pipeline CMD: <why>" + usage
 // line and returns -1.
 int args_parse(const char *cmd, const char *usage, arg_spec *specs, size_t n, int argc,
                char **argv);

@@ -10,7 +10,7 @@
 #include "util.h"     // defines: bipo_last_error
 
 static const char *USAGE =
-    "train CONFIG.yaml [--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]";
+    "train CONFIG.yaml [-o|--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]";
 
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {

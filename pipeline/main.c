@@ -13,12 +13,14 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"train", cmd_train,
-     "train CONFIG.yaml [--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
+     "train CONFIG.yaml [-o|--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
      "           (also: bipo-pipeline CONFIG.yaml)"},
     {"plan", cmd_plan, "plan CONFIG.yaml [--ranks N] [--ranks-per-job N] [--memory-gb G]"},
     {"inspect", cmd_inspect, "inspect LIB.h5 [--json] [--check]"},
     {"export", cmd_export,
-     "export LIB.h5 --output FILE [--model ID] [--behavior B] [--layer L] [--run R] [--print-layer]"},
+     "export LIB.h5 -o|--output FILE [--format f32|gguf|safetensors|pt] [--model ID]\n"
+     "           [--behavior B] [--layer L] [--run R] [--multiplier M] [--print-layer]\n"
+     "           export LIB.h5 --all -o|--output DIR [--format F] [--model ID] [--behavior B]"},
     {"generate", cmd_generate,
      "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--max-tokens N]\n"
      "           [--temperature T --top-p P --seed S] [--vector FILE --layer L --multiplier M]"},

@@ -107,6 +107,13 @@ int bipo_store_read_run(bipo_store *s, const char *model_id, const char *behavio
 float *bipo_store_read_vector(bipo_store *s, const char *model_id, const char *behavior, int layer,
                               const char *run, size_t *C);
 
+// The attributes of /models/<model_id> (what the first run wrote); -1 when it is missing.
+typedef struct {
+    char source[4096], architecture[64], fingerprint[128], dtype[32];
+    int64_t hidden, layers; // C and the model's decoder layer count (0 when absent)
+} bipo_model_entry;
+int bipo_store_read_model(bipo_store *s, const char *model_id, bipo_model_entry *out);
+
 // ---- checkpoints (in-progress jobs) -----------------------------------------------------------
 typedef struct {
     bipo_run_data d;        // vector so far, loss so far, held-out curves, epoch vectors

@@ -148,6 +148,26 @@ fail:
     return v;
 }
 
+int bipo_store_read_model(bipo_store *s, const char *model_id, bipo_model_entry *out) {
+    char path[2 * BIPO_NAME_MAX];
+    hid_t g = -1;
+    int rc = -1, have = 0;
+    ENTER(s);
+    memset(out, 0, sizeof *out);
+    snprintf(path, sizeof path, "models/%s", model_id);
+    H5_TRY(have = group_find(cur(s), path, &g));
+    if (!have) FAIL("no model '%s' in the library", model_id);
+    H5_TRY(get_s(g, "source", out->source, sizeof out->source));
+    H5_TRY(get_s(g, "architecture", out->architecture, sizeof out->architecture));
+    H5_TRY(get_s(g, "fingerprint", out->fingerprint, sizeof out->fingerprint));
+    H5_TRY(get_s(g, "dtype", out->dtype, sizeof out->dtype));
+    H5_TRY(get_i(g, "hidden", &out->hidden));
+    H5_TRY(get_i(g, "layers", &out->layers));
+    rc = 0;
+fail:
+    return H5_DONE(rc, g);
+}
+
 // ---- checkpoints ----------------------------------------------------------------------------
 int bipo_store_read_checkpoint(bipo_store *s, const bipo_job_key *k, bipo_checkpoint *out) {
     char path[5 * BIPO_NAME_MAX] = "checkpoints/";

@@ -34,36 +34,11 @@ mkdir -p "$WORK"
 
 [ -f "$MODEL" ] || { echo "run.sh: $MODEL missing: run scripts/fetch-model first" >&2; exit 1; }
 
-# (a) F32 GGUF
-if [ ! -f "$F32" ] || [ "$F32" -ot "$MODEL" ]; then
-  echo "run.sh: writing $F32" >&2
-  "$PY" "$HERE/dequantize_gguf.py" "$MODEL" "$F32.tmp" >/dev/null
-  mv "$F32.tmp" "$F32"
-fi
-
-# (b) llama.cpp source + llama-bench
-SRC="${LLAMA_CPP_SRC:-}"
-if [ -z "$SRC" ]; then
-  SRC="$WORK/llama.cpp"
-  if [ ! -f "$SRC/CMakeLists.txt" ]; then
-    echo "run.sh: fetching llama.cpp sources (llama-cpp-python==$VER sdist, vendor/llama.cpp)" >&2
-    # pip prepares the sdist's metadata (scikit-build-core in an isolated env); nothing is built
-    "$PY" -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$VER" -d "$WORK/sdist" >&2
-    tar -xzf "$WORK"/sdist/llama_cpp_python-"$VER".tar.gz -C "$WORK/sdist"
-    rm -rf "$SRC"
-    cp -r "$WORK/sdist/llama_cpp_python-$VER/vendor/llama.cpp" "$SRC"
-    rm -f "$SRC/.git" # a submodule pointer into the sdist's absent .git
-  fi
-fi
+# (a) F32 GGUF, (b) llama.cpp source + llama-bench (bench/llamacpp/source.sh)
+. "$HERE/source.sh"
+llama_f32_model "$MODEL" "$F32"
+llama_build llama-bench || exit 1
 BENCH="$WORK/build/bin/llama-bench"
-if [ ! -x "$BENCH" ]; then
-  echo "run.sh: building llama-bench in $WORK/build (several minutes)" >&2
-  cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    >"$WORK/cmake.log" 2>&1 || { tail -30 "$WORK/cmake.log" >&2; exit 1; }
-  cmake --build "$WORK/build" --target llama-bench -j2 >"$WORK/build.log" 2>&1 ||
-    { tail -30 "$WORK/build.log" >&2; exit 1; }
-fi
 
 # (c) the benchmark: prompt processing only (-n 0), REPS repetitions, JSON
 echo "run.sh: llama-bench -m $F32 -p 128,512 -n 0 -t $THREADS -r $REPS" >&2
