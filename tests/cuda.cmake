@@ -12,3 +12,12 @@ if(BIPO_HAVE_CUDA)
   add_test(NAME cuda_table COMMAND test_cuda_table)
   set_tests_properties(cuda_table PROPERTIES LABELS "unit;cuda")
 endif()
+
+# GPU tests: skipped (exit 77) without a device
+if(BIPO_HAVE_CUDA)
+  foreach(t cuda_ops cuda_model)
+    bipo_add_test(${t} SOURCES ${BIPO_TEST_DIR}/test_${t}.c)
+    add_test(NAME ${t} COMMAND test_${t})
+    set_tests_properties(${t} PROPERTIES LABELS "gpu;cuda" SKIP_RETURN_CODE 77 TIMEOUT 300)
+  endforeach()
+endif()
