@@ -76,6 +76,25 @@ void bipo_cuda_upload_seqs(const bipo_seqs *sq, const unsigned long long **qo,
     *ko = d + n;
 }
 
+// For provenance: runtime and device, e.g. "CUDA runtime 13000, NVIDIA H200 (sm_90, 132 SMs,
+// 139.8 GiB), weights BIPO_CUDA_WEIGHTS=bf16". Made once; the table is only handed out after
+// the probe found a device, so the device query here succeeds.
+static char cuda_desc[256];
+static const char *cuda_describe(void) {
+    if (!cuda_desc[0]) {
+        int rt = 0, dev = 0;
+        cudaDeviceProp p;
+        CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+        const char *w = getenv("BIPO_CUDA_WEIGHTS");
+        snprintf(cuda_desc, sizeof cuda_desc,
+                 "CUDA runtime %d, %.96s (sm_%d%d, %d SMs, %.1f GiB), weights %.8s", rt, p.name,
+                 p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0,
+                 w && *w ? w : "bf16");
+    }
+    return cuda_desc;
+}
 
 static const bipo_backend cuda_table = {
     .name = "cuda",
@@ -89,6 +108,7 @@ static const bipo_backend cuda_table = {
     .weights_register = cuda_weights_register,
     .weights_release = cuda_weights_release,
     .supports_precision = cuda_supports_precision,
+    .describe = cuda_describe,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
     .rmsnorm_forward = cuda_rmsnorm_forward,
