@@ -43,8 +43,8 @@ static void pairs_make(bipo_pairs *p, size_t n, int letter, size_t offset) {
                  j, three ? "\n (C) maybe" : "");
         p->p[i].question = strdup(q);
         if (letter) {
-            p->p[i].matching = strdup(j % 2 ? " (B)" : " (A)");
-            p->p[i].not_matching = strdup(three ? " (C)" : j % 2 ? " (A)" : " (B)");
+            p->p[i].matching = strdup(j % 2 && letter == 1 ? " (B)" : " (A)"); // 2: always A
+            p->p[i].not_matching = strdup(three ? " (C)" : j % 2 && letter == 1 ? " (A)" : " (B)");
         } else {
             p->p[i].matching = strdup(yes[j % 3]);
             p->p[i].not_matching = strdup(no[(j + 1) % 3]);
@@ -269,6 +269,38 @@ static void check_caa(const bipo_pairs *pairs, int letter, size_t layer) {
     free(v), free(h), free(ref), free(rf);
 }
 
+// A vector trained a few BiPO steps on letter pairs (matching always "(A)", the letter token
+// among the scored response tokens) moves held-out p_match up at +1 and down at -1.
+static void check_trained(void) {
+    bipo_pairs tr, te;
+    pairs_make(&tr, 12, 2, 100);
+    pairs_make(&te, 6, 2, 200);
+    bipo_eval_ctx ctx = ctx_make(SYS);
+    bipo_example *ex = NULL;
+    EXPECT(bipo_eval_examples(&ctx, SYS, &tr, &ex) == 0, "examples: %s", bipo_last_error());
+    bipo_hparams hp;
+    bipo_hparams_defaults(&hp);
+    hp.warmup_steps = 2, hp.epochs = 6, hp.lr = 5e-2, hp.beta = 1.0;
+    hp.forward_matmul = hp.backward_matmul = BIPO_MATMUL_FP32;
+    bipo_trainer t;
+    EXPECT(bipo_trainer_init(&t, &M, 1, &hp, ex, tr.n, NULL, 0, NULL) == 0, "trainer: %s", bipo_last_error());
+    for (size_t k = 0; k < hp.epochs * t.steps_per_epoch; k++) bipo_trainer_step(&t);
+    const double mult[3] = {-1, 0, 1};
+    bipo_eval_arm arm = {"bipo", 1, t.v, NULL, NULL};
+    bipo_ab_opts o = {mult, 3, BIPO_POS_ALL, BIPO_AB_AUTO, 1};
+    bipo_ab_result r;
+    EXPECT(bipo_eval_ab(&ctx, &arm, 1, &te, &o, &r) == 0, "eval: %s", bipo_last_error());
+    printf("   trained letter vector, held-out p_match at -1/0/+1: %.4f %.4f %.4f (slope %.3f)\n",
+           r.p_match[0], r.p_match[1], r.p_match[2], r.slope);
+    EXPECT(r.p_match[2] > r.p_match[1] + 0.01 && r.p_match[0] < r.p_match[1] - 0.01 && r.slope > 0,
+           "trained vector: p_match %.4f %.4f %.4f", r.p_match[0], r.p_match[1], r.p_match[2]);
+    bipo_ab_result_free(&r);
+    bipo_trainer_free(&t);
+    for (size_t i = 0; i < tr.n; i++) bipo_example_free(&ex[i]);
+    free(ex);
+    bipo_pairs_free(&tr), bipo_pairs_free(&te);
+}
+
 int main(void) {
     char tmp[] = "/tmp/bipo-test-evalab-XXXXXX", path[300];
     if (!mkdtemp(tmp)) return 1;
@@ -302,6 +334,19 @@ int main(void) {
     check_prompting(&letters);
     check_caa(&letters, 1, 1);
     check_caa(&texts, 0, 2);
+    check_trained();
+    { // a user mistake is one sentence naming the line, not a crash
+        bipo_eval_ctx ctx = ctx_make(SYS);
+        bipo_eval_arm arm = {"bipo", 1, v1, NULL, NULL}, deep = {"deep", 9, v1, NULL, NULL};
+        bipo_ab_opts bad = {MULT, NM, BIPO_POS_ALL, BIPO_AB_LETTER, 1}, ok = bad;
+        ok.protocol = BIPO_AB_AUTO;
+        bipo_ab_result r;
+        EXPECT(bipo_eval_ab(&ctx, &arm, 1, &texts, &bad, &r) == -1 &&
+                   strstr(bipo_last_error(), "line 1") && strstr(bipo_last_error(), "protocol: text"),
+               "letter protocol on text pairs: %s", bipo_last_error());
+        EXPECT(bipo_eval_ab(&ctx, &deep, 1, &texts, &ok, &r) == -1 && strstr(bipo_last_error(), "deep"),
+               "layer past the model: %s", bipo_last_error());
+    }
     bipo_pairs_free(&letters), bipo_pairs_free(&texts);
     free(v1), free(v2);
     bipo_tokenizer_free(TOK);

@@ -54,11 +54,13 @@ static int build_groups(const bipo_eval_ctx *ctx, const bipo_pairs *items, const
     for (size_t i = 0; i < items->n && rc == 0; i++) {
         if (letter) {
             rc = bipo_score_group_letter(&g[i], &ex[i], answer);
+            char why[256];
+            snprintf(why, sizeof why, "%s", rc ? bipo_last_error() : "");
             if (rc != 0)
                 bipo_set_error("%s line %zu (item %zu): the answers '%s' and '%s': %s; use "
                                "protocol: text", items->path ? items->path : "items",
                                items->p[i].line, i + 1, items->p[i].matching,
-                               items->p[i].not_matching, bipo_last_error());
+                               items->p[i].not_matching, why);
         } else {
             bipo_score_group_text(&g[i], &ex[i], answer, o->score_eos, eos);
         }
