@@ -37,7 +37,7 @@ void free_key(bipo_job_key *k);
 void free_attrs(bipo_attr *a, size_t n);
 
 // Messages to rank 0 (one tag; the first u64 of the blob is the type).
-enum { MSG_REQUEST = 1, MSG_CHECKPOINT = 2, MSG_RESULT = 3 };
+enum { MSG_REQUEST = 1, MSG_CHECKPOINT = 2, MSG_RESULT = 3, MSG_EVAL = 4 }; // MSG_EVAL: eval_msg.c
 #define BIPO_TAG_TO_ROOT 101
 #define BIPO_TAG_REPLY 102
 void msg_send(const bipo_blob *b, int dest, int tag, MPI_Comm comm);

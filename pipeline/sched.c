@@ -20,6 +20,7 @@
 
 #include "bipo.h"    // defines: bipo_dp, bipo_example
 #include "chat.h"      // defines: bipo_chat_for, bipo_chat_template_by_name
+#include "eval_job.h"  // defines: bipo_eval_write, blob_get_eval_write, bipo_eval_sink_remote
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
 #include "kernels.h" // defines: bipo_backend_by_name
 #include "model.h"   // defines: bipo_model_load, bipo_model_probe
@@ -237,6 +238,9 @@ static void serve(plan_state *ps, int wait) {
             }
             free_key(&k);
             CHECK(rc == 0, "writing the library for rank %d: %s", src, bipo_last_error());
+        } else if (type == MSG_EVAL) { // pipeline/eval_msg.c
+            CHECK(blob_get_eval_write(&b, ps->store) == 0, "writing the evaluation of rank %d: %s", src,
+                  bipo_last_error());
         } else {
             BIPO_FATAL("unknown message type %llu from rank %d", (unsigned long long)type, src);
         }
@@ -254,6 +258,9 @@ static int root_result(bipo_sink *s, const bipo_job_key *k, const bipo_model_inf
     return write_result(s->ctx, k, mi, bi, d, a, n);
 }
 static void root_poll(bipo_sink *s) { serve(s->ctx, 0); }
+static int root_eval(bipo_sink *s, const bipo_eval_where *w, const bipo_eval_table *t, size_t n) {
+    return bipo_eval_write(((plan_state *)s->ctx)->store, w, t, n);
+}
 
 static int remote_checkpoint(bipo_sink *s, const bipo_job_key *k, const bipo_checkpoint *c) {
     bipo_blob b = {0};
@@ -412,8 +419,8 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
                w.n_groups, w.n_groups == 1 ? "" : "s", rpj, out);
         fflush(stdout);
     }
-    bipo_sink root = {root_checkpoint, root_result, root_poll, &ps};
-    bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL};
+    bipo_sink root = {root_checkpoint, root_result, root_poll, &ps, root_eval};
+    bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL, bipo_eval_sink_remote};
     bipo_dp dp = {w.gsize, w.grank, group_allreduce, &w.gcomm};
 #ifdef BIPO_HAVE_NCCL
     bipo_nccl *nccl = NULL;
@@ -498,6 +505,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         j.n_ranks = w.gsize;
         j.prefix = prefix;
         j.model = &model;
+        j.tok = tok;
         j.mc = mc;
         j.bc = &c->behaviors[J->behavior];
         j.data = &bd[J->behavior];

@@ -15,7 +15,9 @@
 
 #include "bipo.h"    // defines: bipo_trainer, bipo_examples_build
 #include "chat.h"    // defines: bipo_chat_template_by_name, bipo_chat_for
+#include "config_eval.h" // defines: bipo_config_split_seed
 #include "dataset.h" // defines: bipo_pairs_load, bipo_pairs_split
+#include "eval_job.h" // defines: bipo_eval_job
 #include "kernels.h" // defines: bipo_backend_by_name
 #include "model.h"   // defines: bipo_model_load
 #include "store.h"   // defines: bipo_store_*
@@ -54,10 +56,10 @@ int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bi
         d->train = all;
         snprintf(rule, sizeof rule, "test:%s", d->test.sha256);
     } else {
-        bipo_pairs_split(&all, b->test_fraction, c->train.hp.seed, &d->train, &d->test);
+        bipo_pairs_split(&all, b->test_fraction, bipo_config_split_seed(c), &d->train, &d->test);
         bipo_pairs_free(&all);
         snprintf(rule, sizeof rule, "split:%.17g:%llu:%zu", b->test_fraction,
-                 (unsigned long long)c->train.hp.seed, b->max_pairs);
+                 (unsigned long long)bipo_config_split_seed(c), b->max_pairs);
     }
     bipo_sha256 sh;
     bipo_sha256_init(&sh);
@@ -297,6 +299,7 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
                           j->model->source_dtype, (int64_t)j->model->cfg.C, (int64_t)j->model->cfg.L};
     if (lead && j->sink->result(j->sink, &key, &mi, &bi, &d, attrs, sizeof attrs / sizeof attrs[0]) != 0)
         goto fail;
+    if (lead && c->eval && bipo_eval_job(j, layer, hash, t.v) != 0) goto fail; // pipeline/eval_job.c
     d.vector = NULL; // owned by the trainer
     bipo_run_data_free(&d);
     bipo_trainer_free(&t);
