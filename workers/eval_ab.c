@@ -98,7 +98,7 @@ static void run_system(const bipo_eval_ctx *ctx, bipo_scorer *sc, const bipo_sco
         if (cp[c].layer > max_layer) max_layer = cp[c].layer;
     }
     bipo_score_copy *k_cp = xmalloc(n_cp * sizeof *k_cp);
-    size_t *k_id = xmalloc(n_cp * sizeof *k_id);
+    size_t *k_of = xmalloc(n_cp * sizeof *k_of);
     for (size_t j = 0; j < nl; j++) {
         size_t K = 0;
         for (size_t c = 0; c < n_cp; c++) K += cp[c].sys_id == sid && cp[c].layer == layers[j];
@@ -112,20 +112,32 @@ static void run_system(const bipo_eval_ctx *ctx, bipo_scorer *sc, const bipo_sco
         bipo_scorer_lower(sc, g + i0, G, max_layer);
         out = xrealloc(out, G * maxK * 2 * sizeof *out);
         for (size_t j = 0; j < nl; j++) {
-            size_t K = 0;
-            for (size_t c = 0; c < n_cp; c++)
-                if (cp[c].sys_id == sid && cp[c].layer == layers[j]) k_id[K] = c, k_cp[K++] = cp[c].c;
-            bipo_scorer_upper(sc, g + i0, G, layers[j], k_cp, K, ctx->matmul, out);
-            for (size_t q = 0; q < G; q++)
-                for (size_t k = 0; k < K; k++) {
-                    const ab_copy *c = &cp[k_id[k]];
-                    const double *o = out + (q * K + k) * 2;
-                    res[c->arm].item_logodds[c->mi * n + i0 + q] = o[0] - o[1];
+            // the copies at this layer; every unsteered one (no vector, or m = 0: the same
+            // forward) runs once and serves the others (k_of: the copy that runs for c)
+            size_t K = 0, k_plain = n_cp;
+            for (size_t c = 0; c < n_cp; c++) {
+                if (cp[c].sys_id != sid || cp[c].layer != layers[j]) continue;
+                int plain = !cp[c].c.v || cp[c].c.mult == 0.0f;
+                if (plain && k_plain < n_cp) {
+                    k_of[c] = k_plain;
+                    continue;
                 }
+                if (plain) k_plain = K;
+                k_of[c] = K;
+                k_cp[K++] = cp[c].c;
+            }
+            bipo_scorer_upper(sc, g + i0, G, layers[j], k_cp, K, ctx->matmul, out);
+            for (size_t c = 0; c < n_cp; c++) {
+                if (cp[c].sys_id != sid || cp[c].layer != layers[j]) continue;
+                for (size_t q = 0; q < G; q++) {
+                    const double *o = out + (q * K + k_of[c]) * 2;
+                    res[cp[c].arm].item_logodds[cp[c].mi * n + i0 + q] = o[0] - o[1];
+                }
+            }
         }
         i0 += G;
     }
-    free(out), free(k_cp), free(k_id), free(layers);
+    free(out), free(k_cp), free(k_of), free(layers);
 }
 
 static double sigmoid(double x) {
