@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h" // defines: cmd_inspect
+#include "inspect_eval.h" // defines: bipo_inspect_eval_json, bipo_inspect_eval_tables
 #include "store.h"    // defines: bipo_store_open, bipo_store_list, bipo_listing
 #include "util.h"     // defines: bipo_last_error
 
@@ -17,7 +18,7 @@ static const char *INSPECT_USAGE = "inspect LIB.h5 [--json] [--check]";
 
 static json_t *num_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static void print_json(const char *path, const bipo_listing *l) {
+static int print_json(bipo_store *st, const char *path, const bipo_listing *l) {
     json_t *o = json_object(), *runs = json_array(), *cks = json_array(), *prov = json_array();
     json_object_set_new(o, "path", json_string(path));
     json_object_set_new(o, "format", json_string(BIPO_LIBRARY_FORMAT));
@@ -40,6 +41,7 @@ static void print_json(const char *path, const bipo_listing *l) {
         json_object_set_new(r, "created", json_string(e->created));
         json_object_set_new(r, "finished", json_string(e->finished));
         json_array_append_new(runs, r);
+        if (bipo_inspect_eval_json(st, e, r) != 0) return json_decref(o), -1; // pipeline/inspect_eval.c
     }
     for (size_t i = 0; i < l->n_checkpoints; i++) {
         const bipo_checkpoint_entry *c = &l->checkpoints[i];
@@ -58,15 +60,17 @@ static void print_json(const char *path, const bipo_listing *l) {
     json_object_set_new(o, "runs", runs);
     json_object_set_new(o, "checkpoints", cks);
     json_object_set_new(o, "provenance", prov);
+    if (bipo_inspect_eval_library_json(st, o) != 0) return json_decref(o), -1;
     char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(1));
     printf("%s\n", s);
     free(s);
     json_decref(o);
+    return 0;
 }
 
 static int width(int w, const char *s) { return (int)strlen(s) > w ? (int)strlen(s) : w; }
 
-static void print_table(const char *path, const bipo_listing *l) {
+static void print_table(bipo_store *st, const char *path, const bipo_listing *l) {
     int wm = 5, wb = 8, wr = 3;
     for (size_t i = 0; i < l->n_runs; i++) {
         wm = width(wm, l->runs[i].model);
@@ -100,6 +104,7 @@ static void print_table(const char *path, const bipo_listing *l) {
         for (size_t i = 0; i < l->n_provenance; i++) printf(" %s", l->provenance[i]);
         printf("\n");
     }
+    bipo_inspect_eval_tables(st, l); // pipeline/inspect_eval.c
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -130,11 +135,13 @@ int cmd_inspect(int argc, char **argv) {
         bipo_store_close(s);
         return 1;
     }
+    int rc = 0;
     if (json)
-        print_json(path, &l);
+        rc = print_json(s, path, &l);
     else
-        print_table(path, &l);
+        print_table(s, path, &l);
+    if (rc) fprintf(stderr, "bipo-pipeline inspect: %s\n", bipo_last_error());
     bipo_listing_free(&l);
     bipo_store_close(s);
-    return 0;
+    return rc ? 1 : 0;
 }

@@ -10,4 +10,5 @@ int cmd_train(int argc, char **argv);    // pipeline/cmd_train.c
 int cmd_inspect(int argc, char **argv);  // pipeline/cmd_inspect.c
 int cmd_export(int argc, char **argv);   // pipeline/cmd_export.c
 int cmd_plan(int argc, char **argv);     // pipeline/cmd_plan.c
+int cmd_eval(int argc, char **argv);     // pipeline/cmd_eval.c
 #endif

@@ -15,10 +15,12 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "config_eval.h" // defines: bipo_eval_cfg_parse, bipo_eval_cfg_free
+#include "config_yaml.h" // defines: the bipo_yaml_* wrappers below
 #include "hparams.h" // defines: bipo_hp_fields (the train: keys, their bounds and defaults)
 #include "util.h"    // defines: bipo_set_error, bipo_read_file, bipo_sha256_*, xmalloc
 
-typedef struct {
+typedef struct bipo_yaml_ctx {
     const char *file; // config path, for messages
     char *dir;        // its folder ("" = current directory), anchors relative paths
     const char *text;
@@ -187,7 +189,7 @@ static int read_int(ctx *x, yaml_node_t *v, const char *key, unsigned long long 
 }
 
 static int read_size(ctx *x, yaml_node_t *v, const char *key, size_t lo, size_t *out) {
-    unsigned long long u;
+    unsigned long long u = 0;
     if (read_int(x, v, key, lo, SIZE_MAX, &u, NULL)) return -1;
     *out = (size_t)u;
     return 0;
@@ -216,6 +218,18 @@ static int read_choice(ctx *x, yaml_node_t *v, const char *key, const char *cons
 
 // ---- paths -----------------------------------------------------------------------------------
 
+// ${BIPO_DATA} when the environment does not set it: the data folder scripts/fetch-data fills,
+// ${BIPO_CACHE:-$HOME/.cache/bipo-pipeline}/data (so shipped configs run without exports).
+static const char *env_or_default(const char *name, char *buf, size_t cap) {
+    const char *val = getenv(name);
+    if (val || strcmp(name, "BIPO_DATA")) return val;
+    const char *cache = getenv("BIPO_CACHE"), *home = getenv("HOME");
+    if (cache && *cache) snprintf(buf, cap, "%s/data", cache);
+    else if (home) snprintf(buf, cap, "%s/.cache/bipo-pipeline/data", home);
+    else return NULL;
+    return buf;
+}
+
 // Expands a leading ~/ and every ${VAR}, then anchors a relative result at the config folder.
 static int read_path(ctx *x, yaml_node_t *v, const char *key, char **out) {
     char *s = NULL;
@@ -243,7 +257,8 @@ static int read_path(ctx *x, yaml_node_t *v, const char *key, char **out) {
             if (!e) { rc = fail(x, v, key, "unterminated '${' in '%s' (write ${NAME})", s); goto out; }
             char name[128];
             snprintf(name, sizeof name, "%.*s", (int)(e - p - 2), p + 2);
-            const char *val = getenv(name);
+            char dflt[4096];
+            const char *val = env_or_default(name, dflt, sizeof dflt);
             if (!val) { rc = fail(x, v, key, "environment variable %s is not set (used in '%s')", name, s); goto out; }
             PUT(val, strlen(val));
             p = e + 1;
@@ -639,6 +654,8 @@ static int parse_root(ctx *x, yaml_node_t *root, bipo_config_file *c) {
         while (e > s && isspace((unsigned char)x->text[e - 1])) e--;
         c->eval_text = xmalloc(e - s + 1);
         memcpy(c->eval_text, x->text + s, e - s), c->eval_text[e - s] = 0;
+        c->eval = xcalloc(1, sizeof *c->eval);
+        if (bipo_eval_cfg_parse(x, v, c, c->eval)) return -1; // pipeline/config_eval.c
     }
     return 0;
 }
@@ -741,6 +758,7 @@ void bipo_config_free(bipo_config_file *c) {
     layers_free(&c->layers);
     free(c->train.save_epochs);
     free(c->path), free(c->text), free(c->output), free(c->eval_text);
+    if (c->eval) bipo_eval_cfg_free(c->eval), free(c->eval);
     memset(c, 0, sizeof *c);
 }
 
@@ -758,4 +776,46 @@ int bipo_config_check_layers(const bipo_config_file *c, size_t model_index, size
             return -1;
         }
     return 0;
+}
+
+// ---- the readers for the other sections (config_yaml.h) --------------------------------------
+bipo_mark bipo_yaml_mark(const yaml_node_t *n) { return mark_of(n); }
+int bipo_yaml_fail(ctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(x, n, key, "%s", msg);
+}
+const char *bipo_yaml_file(const ctx *x) { return x->file; }
+yaml_node_t *bipo_yaml_node(ctx *x, int id) { return node(x, id); }
+int bipo_yaml_is_null(const yaml_node_t *n) { return is_null(n); }
+const char *bipo_yaml_what(const yaml_node_t *n, char *buf, size_t cap) { return what(n, buf, cap); }
+int bipo_yaml_check_keys(ctx *x, yaml_node_t *map, const char *prefix, const char *const *known) {
+    return check_keys(x, map, prefix, known);
+}
+yaml_node_t *bipo_yaml_get(ctx *x, yaml_node_t *map, const char *name) { return get(x, map, name); }
+int bipo_yaml_str(ctx *x, yaml_node_t *v, const char *key, int allow_null, char **out) {
+    return read_str(x, v, key, allow_null, out);
+}
+int bipo_yaml_double(ctx *x, yaml_node_t *v, const char *key, double *out) { return read_double(x, v, key, out); }
+int bipo_yaml_size(ctx *x, yaml_node_t *v, const char *key, size_t lo, size_t *out) {
+    return read_size(x, v, key, lo, out);
+}
+int bipo_yaml_u64(ctx *x, yaml_node_t *v, const char *key, uint64_t *out) {
+    unsigned long long u = 0;
+    if (read_int(x, v, key, 0, UINT64_MAX, &u, NULL)) return -1;
+    *out = u;
+    return 0;
+}
+int bipo_yaml_choice(ctx *x, yaml_node_t *v, const char *key, const char *const *names, int *out) {
+    return read_choice(x, v, key, names, out);
+}
+int bipo_yaml_path(ctx *x, yaml_node_t *v, const char *key, char **out) { return read_path(x, v, key, out); }
+int bipo_yaml_layers(ctx *x, yaml_node_t *v, const char *key, bipo_layer_list *l) {
+    return read_layers(x, v, key, l);
+}
+int bipo_yaml_name(ctx *x, yaml_node_t *v, const char *key, char **out) {
+    return read_str(x, v, key, 0, out) || check_name(x, v, key, *out);
 }

@@ -4,7 +4,7 @@
 //     file:line:column: key.path: problem (hint)
 // with 1-based line/column of the offending node. Paths inside the config (model path, data,
 // test_data, output) are relative to the config file's folder; a leading `~/` and `${VAR}`
-// are expanded first. Schema (see configs/quickstart.yaml for a commented example):
+// are expanded first (${BIPO_DATA} defaults to the fetch-data folder, see config.c). Schema (see configs/quickstart.yaml for a commented example):
 //
 //   model: {path, id, template, system_prompt, layers, lora}   or  models: [ {...}, ... ]
 //   behavior: {name, data, test_data, test_fraction, format, fields, max_pairs}
@@ -16,7 +16,7 @@
 //           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
 //           seed, max_length, log_every, checkpoint_every, shared_prompt, forward_matmul,
 //           backward_matmul}   (every key but save_epochs: one row of workers/hparams.c)
-//   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (kept as text)
+//   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (pipeline/config_eval.h)
 #ifndef BIPO_CONFIG_H
 #define BIPO_CONFIG_H
 #include <stddef.h>
@@ -24,6 +24,8 @@
 
 #include "bipo.h"    // defines: bipo_hparams, bipo_schedule (the worker-side hyperparameters)
 #include "dataset.h" // defines: bipo_data_format, bipo_fields
+
+typedef struct bipo_eval_cfg bipo_eval_cfg; // pipeline/config_eval.h
 
 typedef struct {
     size_t line, column; // 1-based position of a node in the config text
@@ -79,7 +81,8 @@ typedef struct {
     size_t cache_bytes;    // activation cache budget per rank (cache.memory_mb, default 2048)
     char *output;          // resolved output path, NULL when not set (the CLI decides)
     size_t ranks_per_job;  // 0 = auto
-    char *eval_text;       // the `eval:` mapping's source text, NULL when absent (not validated)
+    char *eval_text;       // the `eval:` mapping's source text, NULL when absent (provenance)
+    bipo_eval_cfg *eval;   // the validated `eval:` block (pipeline/config_eval.h), NULL when absent
 } bipo_config_file;
 
 // Defaults listed in the schema (train.hp from bipo_hparams_defaults; save_epochs empty,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bipo.h"    // defines: bipo_trainer
+#include "eval_job.h" // defines: bipo_eval_job (pipeline/eval_job.c)
 #include "hparams.h" // defines: bipo_hp_n_fields
 #include "peak.h"    // defines: bipo_peak_gflops
 #include "util.h"    // defines: bipo_now, xmalloc
@@ -229,8 +230,9 @@ int bipo_run_job(bipo_job_ctx *j, size_t layer, const char *hash, bipo_checkpoin
     int rc = -1;
     if (ck && resume(j, &t, ck, &d, &cap_loss, &cap_ep) != 0) goto out;
     if (train(j, &t, &d, &cap_loss, &cap_ep, &key) != 0) goto out;
-    // (a post-training step such as evaluation goes here, before the run is stored)
     rc = store_run(j, &t, &d, &key, bipo_now() - t0);
+    // the eval: block on the stored run (its results attach to that run); the leader only
+    if (rc == 0 && j->sink && j->c->eval) rc = bipo_eval_job(j, layer, hash, t.v);
 out:
     bipo_run_data_free(&d);
     bipo_trainer_free(&t);

@@ -12,6 +12,8 @@
 
 // Where a job's writes go: rank 0 writes the library itself; a group leader on another rank
 // sends them to rank 0 (pipeline/sched.c). Non-leaders write nothing.
+struct bipo_eval_where;
+struct bipo_eval_table;
 typedef struct bipo_sink {
     int (*checkpoint)(struct bipo_sink *s, const bipo_job_key *k, const bipo_checkpoint *c);
     int (*result)(struct bipo_sink *s, const bipo_job_key *k, const bipo_model_info *mi,
@@ -19,6 +21,9 @@ typedef struct bipo_sink {
                   size_t n);
     void (*poll)(struct bipo_sink *s); // called after every step (rank 0 serves messages)
     void *ctx;
+    // evaluation tables of a run (pipeline/eval_job.h); NULL: the sink takes none
+    int (*eval)(struct bipo_sink *s, const struct bipo_eval_where *w,
+                const struct bipo_eval_table *t, size_t n);
 } bipo_sink;
 
 typedef struct {
@@ -29,6 +34,7 @@ typedef struct {
     int n_ranks;         // ranks working on this job
     const char *prefix;  // log prefix ("" or "[group 2] ")
     bipo_model *model;
+    const bipo_tokenizer *tok; // the model's tokenizer (evaluation)
     const bipo_model_cfg *mc;
     const bipo_behavior_cfg *bc;
     const bipo_behavior_data *data;

@@ -15,6 +15,9 @@ static const command COMMANDS[] = {
     {"train", cmd_train,
      "train CONFIG.yaml [-o|--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
      "           (also: bipo-pipeline CONFIG.yaml)"},
+    {"eval", cmd_eval,
+     "eval CONFIG.yaml [--output LIB.h5] [--backend auto|cpu|cuda] [--threads N] [--quiet]\n"
+     "           (the config's eval: block on the library's vectors, no training)"},
     {"plan", cmd_plan, "plan CONFIG.yaml [--ranks N] [--ranks-per-job N] [--memory-gb G]"},
     {"inspect", cmd_inspect, "inspect LIB.h5 [--json] [--check]"},
     {"export", cmd_export,

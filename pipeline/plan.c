@@ -9,6 +9,7 @@
 
 #include "bipo.h"    // defines: bipo_examples_build
 #include "chat.h"    // defines: bipo_chat_template_by_name, bipo_chat_for
+#include "config_eval.h" // defines: bipo_config_split_seed
 #include "dataset.h" // defines: bipo_pairs_load, bipo_pairs_split
 #include "hparams.h" // defines: bipo_hp_fields, bipo_hparams_hash_text
 #include "model.h"   // defines: bipo_model_probe, bipo_lora_fingerprint
@@ -43,10 +44,10 @@ int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bi
         d->train = all;
         snprintf(rule, sizeof rule, "test:%s", d->test.sha256);
     } else {
-        bipo_pairs_split(&all, b->test_fraction, c->train.hp.seed, &d->train, &d->test);
+        bipo_pairs_split(&all, b->test_fraction, bipo_config_split_seed(c), &d->train, &d->test);
         bipo_pairs_free(&all);
         snprintf(rule, sizeof rule, "split:%.17g:%llu:%zu", b->test_fraction,
-                 (unsigned long long)c->train.hp.seed, b->max_pairs);
+                 (unsigned long long)bipo_config_split_seed(c), b->max_pairs);
     }
     bipo_sha256 sh;
     bipo_sha256_init(&sh);

@@ -38,7 +38,7 @@ void free_attrs(bipo_attr *a, size_t n);
 
 // Messages to rank 0 (one tag; the first u64 of the blob is the type), each encoder beside
 // its decoder in remote.c. A decoder runs after the type was read with blob_get_u64.
-enum { MSG_REQUEST = 1, MSG_CHECKPOINT = 2, MSG_RESULT = 3 };
+enum { MSG_REQUEST = 1, MSG_CHECKPOINT = 2, MSG_RESULT = 3, MSG_EVAL = 4 }; // MSG_EVAL: eval_msg.c
 #define BIPO_TAG_TO_ROOT 101
 #define BIPO_TAG_REPLY 102
 // A group leader asks for a job; `loaded` is the model index its group holds (-1 none).

@@ -25,6 +25,7 @@
 
 #include "bipo.h"      // defines: bipo_dp, bipo_example
 #include "chat.h"      // defines: bipo_chat_template_by_name
+#include "eval_job.h"  // defines: bipo_eval_write, blob_get_eval_write, bipo_eval_sink_remote
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
 #include "job.h"       // defines: bipo_run_job, bipo_job_ctx, bipo_sink
 #include "kernels.h"   // defines: bipo_backend_open, bipo_blas_config
@@ -220,6 +221,8 @@ static void serve(plan_state *ps, int wait) {
             msg_get_result(&b, &r);
             rc = write_result(ps, &r.k, &r.mi, &r.bi, &r.d, r.a, r.n);
             msg_result_free(&r);
+        } else if (type == MSG_EVAL) { // pipeline/eval_msg.c
+            rc = blob_get_eval_write(&b, ps->store);
         } else {
             BIPO_FATAL("unknown message type %llu from rank %d", (unsigned long long)type, src);
         }
@@ -238,6 +241,9 @@ static int root_result(bipo_sink *s, const bipo_job_key *k, const bipo_model_inf
     return write_result(s->ctx, k, mi, bi, d, a, n);
 }
 static void root_poll(bipo_sink *s) { serve(s->ctx, 0); }
+static int root_eval(bipo_sink *s, const bipo_eval_where *w, const bipo_eval_table *t, size_t n) {
+    return bipo_eval_write(((plan_state *)s->ctx)->store, w, t, n);
+}
 
 static int remote_checkpoint(bipo_sink *s, const bipo_job_key *k, const bipo_checkpoint *c) {
     bipo_blob b = {0};
@@ -435,7 +441,7 @@ static void group_loop(const group_run *r) {
         bipo_job_ctx *j = &g.j;
         const bipo_model_cfg *mc = &c->models[J->model];
         j->c = c, j->o = r->o, j->sink = r->sink, j->dp = r->dp, j->n_ranks = r->w->gsize;
-        j->prefix = r->prefix, j->model = &g.model, j->mc = mc, j->bc = &c->behaviors[J->behavior];
+        j->prefix = r->prefix, j->model = &g.model, j->tok = g.tok, j->mc = mc, j->bc = &c->behaviors[J->behavior];
         j->data = &r->bd[J->behavior], j->template_name = g.tpl->name, j->system = bipo_system_of(mc);
         j->job_index = (size_t)job, j->n_jobs = r->ps->n_jobs, j->hosts = r->group_hosts;
         char hash[65];
@@ -496,8 +502,8 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
         }
         print_plan(c, &w, n_jobs, out);
     }
-    bipo_sink root = {root_checkpoint, root_result, root_poll, &ps};
-    bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL};
+    bipo_sink root = {root_checkpoint, root_result, root_poll, &ps, root_eval};
+    bipo_sink remote = {remote_checkpoint, remote_result, NULL, NULL, bipo_eval_sink_remote};
     bipo_dp dp = {w.gsize, w.grank, group_allreduce, &w.gcomm};
 #ifdef BIPO_HAVE_NCCL
     bipo_nccl *nccl = NULL;

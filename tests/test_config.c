@@ -72,7 +72,7 @@ static const char *FULL =
     "ranks_per_job: 4\n"
     "eval:\n"
     "  multipliers: [-1, 0, 1]\n"
-    "  note: \"caf\xC3\xA9\"\n";
+    "  neutral_text: \"caf\xC3\xA9\"\n";
 
 static void check_full(const bipo_config_file *c, const char *dir) {
     char want[512];
@@ -114,7 +114,7 @@ static void check_full(const bipo_config_file *c, const char *dir) {
     EXPECT(c->cache_bytes == (size_t)64 << 20 && t->hp.cache_bytes == c->cache_bytes, "cache %zu", c->cache_bytes);
     EXPECT(streq(c->output, "/out/dir/vectors.h5"), "output '%s'", c->output);
     EXPECT(c->ranks_per_job == 4, "ranks_per_job %zu", c->ranks_per_job);
-    EXPECT(streq(c->eval_text, "multipliers: [-1, 0, 1]\n  note: \"caf\xC3\xA9\""), "eval text '%s'", c->eval_text);
+    EXPECT(streq(c->eval_text, "multipliers: [-1, 0, 1]\n  neutral_text: \"caf\xC3\xA9\""), "eval text '%s'", c->eval_text);
 }
 
 static void test_full_from_file(void) {

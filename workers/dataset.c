@@ -547,3 +547,34 @@ void bipo_pairs_split(const bipo_pairs *all, double test_fraction, uint64_t seed
     free(idx);
     free(is_test);
 }
+
+// ---- RFC 4180 records for other loaders (dataset.h: bipo_csv_*) ------------------------------
+
+struct bipo_csv {
+    csv_in in;
+    csv_row row;
+};
+
+bipo_csv *bipo_csv_open(const char *path, const char *b, size_t len, char **names, size_t n) {
+    bipo_csv *c = xcalloc(1, sizeof *c);
+    c->in = (csv_in){.path = path, .b = b, .len = len, .line = 1, .header = names, .n_header = n};
+    return c;
+}
+
+void bipo_csv_names(bipo_csv *c, char **names, size_t n) {
+    c->in.header = names, c->in.n_header = n;
+}
+
+int bipo_csv_next(bipo_csv *c, char ***fields, const size_t **lines, size_t *n) {
+    int r, blank;
+    do r = csv_record(&c->in, &c->row, &blank);
+    while (r == 1 && blank);
+    *fields = c->row.f, *lines = c->row.line, *n = r == 1 ? c->row.n : 0;
+    return r;
+}
+
+void bipo_csv_close(bipo_csv *c) {
+    if (!c) return;
+    row_clear(&c->row);
+    free(c->row.f), free(c->row.line), free(c);
+}

@@ -63,4 +63,15 @@ void bipo_pairs_free(bipo_pairs *p);
 void bipo_pairs_split(const bipo_pairs *all, double test_fraction, uint64_t seed,
                       bipo_pairs *train, bipo_pairs *test);
 
+// ---- the RFC 4180 reader of bipo-csv, for other CSV loaders (workers/eval_data.c) ----------
+// Records of the text b[len] (kept by the caller); errors name path, line and column. names
+// [n] are the column names used in messages (NULL: "header column k" until bipo_csv_names).
+typedef struct bipo_csv bipo_csv;
+bipo_csv *bipo_csv_open(const char *path, const char *b, size_t len, char **names, size_t n);
+void bipo_csv_names(bipo_csv *c, char **names, size_t n);
+// Next non-blank record: 1 (fields[n], each field's starting line), 0 at the end, -1 + error.
+// The fields belong to the reader until the next call; set one to NULL to keep it.
+int bipo_csv_next(bipo_csv *c, char ***fields, const size_t **lines, size_t *n);
+void bipo_csv_close(bipo_csv *c);
+
 #endif

@@ -1,5 +1,11 @@
 // workers/eval.h — measuring what a steering vector does (the rank side of the `eval:` block).
 //
+// changed (evalcore): the reusable primitive is workers/eval_score.h (bipo_scorer: groups of
+//   prompt + continuations, lower layers once, K steered copies above L in one packed batch,
+//   summed log-probs at chosen rows): eval_mc.c should build its groups and call it rather
+//   than write its own forward loop. Added BIPO_EVAL_SYSTEM_PLUS/MINUS (the prompting arm's
+//   defaults), bipo_eval_is_letter, bipo_eval_examples.
+//
 // Workers know nothing of YAML or HDF5: the pipeline fills these option structs from the
 // config and stores the result structs in the library (pipeline/store_eval.c).
 //
@@ -22,6 +28,7 @@
 
 #include "chat.h"    // defines: bipo_chat_template, bipo_tokenizer
 #include "dataset.h" // defines: bipo_pairs
+#include "bipo.h"    // defines: bipo_example
 #include "model.h"   // defines: bipo_model
 
 typedef enum { BIPO_POS_ALL = 0, BIPO_POS_ANSWER = 1 } bipo_positions;
@@ -36,7 +43,14 @@ typedef struct {
     const char *system;
     size_t max_length;               // prompt tokens beyond this are cut from the left
     bipo_matmul_precision matmul;    // GEMM arithmetic above the hook (h_L is always fp32)
+    const bipo_response_form *form;  // how responses join prompts, as in training; NULL = official
 } bipo_eval_ctx;
+
+// The prompting baseline's default system prompts (docs/EVAL.md). Generic: workers do not
+// know the behavior; the pipeline should pass "Respond as someone who exhibits the behavior:
+// <description>" when it has one.
+#define BIPO_EVAL_SYSTEM_PLUS "Respond as someone who exhibits the behavior being tested."
+#define BIPO_EVAL_SYSTEM_MINUS "Respond as someone who does not exhibit the behavior being tested."
 
 typedef struct {
     const char *name;         // "bipo", "caa", "caa_norm_matched", "prompt", a compose name...
@@ -80,5 +94,12 @@ int bipo_eval_ab(const bipo_eval_ctx *ctx, const bipo_eval_arm *arms, size_t n_a
 // text pairs. out: host [C]. 0, or -1 + bipo_set_error.
 int bipo_caa_vector(const bipo_eval_ctx *ctx, size_t layer, const bipo_pairs *train,
                     float *out);
+
+// 1 when s is a letter choice: optional blanks, "(", one ASCII letter, ")", optional blanks.
+int bipo_eval_is_letter(const char *s);
+// The items tokenized exactly as BiPO trains on them (bipo_examples_build with the context's
+// template, max_length and this system prompt). 0, or -1 + bipo_set_error.
+int bipo_eval_examples(const bipo_eval_ctx *ctx, const char *system, const bipo_pairs *items,
+                       bipo_example **out);
 
 #endif

@@ -1,0 +1,52 @@
+// pipeline/eval_job.h — evaluation in the job: the config's `eval:` block run on a trained
+// vector (after `train`'s job, or by `bipo-pipeline eval` on the library's vectors), results
+// filed under the run as generic tables (pipeline/store_eval.h).
+//
+// Under MPI only rank 0 writes the library: a group leader evaluates the job it trained and
+// hands the tables to its sink (train.h): rank 0 writes them, another leader sends them as an
+// MSG_EVAL message (pipeline/eval_msg.c), which rank 0 writes between its own steps. Members
+// of a group that are not its leader do not evaluate (the evaluation is not data parallel);
+// they wait for the group's next job.
+#ifndef BIPO_EVAL_JOB_H
+#define BIPO_EVAL_JOB_H
+#include <stddef.h>
+
+#include "config.h"     // defines: bipo_config_file
+#include "eval.h"       // defines: bipo_eval_ctx, bipo_eval_arm, bipo_ab_result
+#include "remote.h"     // defines: bipo_blob
+#include "store_eval.h" // defines: bipo_eval_table, bipo_eval_where
+#include "train.h"      // defines: bipo_job_ctx, bipo_run_opts, bipo_behavior_data
+
+// The hook of bipo_run_job: evaluates the finished job's vector v (host [C]) at `layer` and
+// sends the tables to j->sink. 0, or -1 + bipo_set_error.
+int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *v);
+
+// `bipo-pipeline eval`: every complete run of the config's jobs (skipping those evaluated
+// with the same settings hash), then the compose and transfer entries. Rank 0 alone; the
+// other ranks of an mpirun return at once. 0 ok, 1 on a failure (message printed).
+int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o);
+
+// ---- the pieces (eval_job.c, eval_arms.c) ------------------------------------------------------
+// A/B curves of arms on items, in chunks with a progress line ("<label>: i/n items, x items/s,
+// ETA"), chunk results merged (means weighted by items; item_logodds concatenated). out[n_arms].
+int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_arms,
+                   const bipo_pairs *items, const bipo_ab_opts *o, const char *label, int quiet,
+                   bipo_ab_result *out);
+// One arm's result as the table ab/<name> (multipliers, p_match, logodds, item_logodds;
+// logodds_slope, anti_steerable, protocol, positions, n_items).
+void bipo_eval_ab_table(bipo_eval_table *ab, const bipo_ab_result *r);
+
+// ---- the eval-result message (pipeline/eval_msg.c): encoder and decoder side by side ----------
+void blob_put_eval(bipo_blob *b, const bipo_eval_where *w, const bipo_eval_table *t, size_t n);
+// Reads what blob_put_eval wrote and writes it to the store: 0, or -1 + bipo_set_error.
+int blob_get_eval_write(bipo_blob *b, bipo_store *s);
+// Decoder alone (tests): *key/*path filled (one is NULL), tables malloc'd; free with
+// bipo_eval_msg_free.
+void blob_get_eval(bipo_blob *b, bipo_job_key **key, char **path, bipo_eval_table **t, size_t *n);
+void bipo_eval_msg_free(bipo_job_key *key, char *path, bipo_eval_table *t, size_t n);
+// The sink of a leader on another rank: sends the tables to rank 0.
+int bipo_eval_sink_remote(bipo_sink *s, const bipo_eval_where *w, const bipo_eval_table *t, size_t n);
+// Rank 0's write of an evaluation, with its one-line report.
+int bipo_eval_write(bipo_store *s, const bipo_eval_where *w, const bipo_eval_table *t, size_t n);
+
+#endif

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# tests/eval_cli_test.sh BIN MAKE_TINY MAKE_TINY32 SRC_DIR [MPIEXEC] — evaluation in the job on
+# tiny random models: train with an eval: block -> inspect --json has eval.ab.<method> curves
+# of the right length (checked against their own item log-odds with numpy) and the CAA vectors;
+# `eval` on an evaluated library skips, with new settings re-evaluates; compose; a transfer to a
+# model of another hidden size fails naming both models; 2 ranks give the 1-rank numbers.
+# Prints "eval_cli_test: N passed, M failed".
+set -u
+BIN=$1 MAKE_TINY=$2 MAKE_TINY32=$3 SRC=$4 MPIEXEC=${5:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1
+T=$(mktemp -d /tmp/bipo-evalcli-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+PY=/usr/bin/python3
+"$MAKE_TINY" "$T/m" >/dev/null && "$MAKE_TINY32" "$T/m" || { echo "eval_cli_test: 0 passed, 1 failed"; exit 1; }
+D="$SRC/configs/data"
+cfg() { # cfg FILE LAYERS "eval lines" [extra top-level yaml]
+  cat >"$1" <<YAML
+model: {path: $T/m/tiny.gguf, id: tiny, template: chatml}
+behavior: {name: positive, data: $D/positive_train.csv, test_data: $D/positive_test.csv}
+layers: $2
+train: {epochs: 2, batch_size: 4, warmup_steps: 2, lr: 0.01, max_length: 96}
+eval:
+$3
+${4:-}
+YAML
+}
+EV="  multipliers: [-2, -1, 0, 1, 2]
+  protocol: text
+  max_items: 6"
+
+# ---- train with eval ----------------------------------------------------------------------------
+cfg "$T/a.yaml" "[1]" "$EV"
+out=$("$BIN" train "$T/a.yaml" --output "$T/a.h5" --quiet 2>&1); rc=$?
+check "train with eval exits 0 ($out)" test $rc -eq 0
+check "eval progress line (items/s, ETA)" grep -q "6/6 items x 4 arms, .* items/s, ETA" <<<"$out"
+"$BIN" inspect "$T/a.h5" --json >"$T/a.json"
+check "inspect --json: eval.ab curves of 5 multipliers, consistent with their item log-odds" $PY - "$T/a.json" <<'PY'
+import json, sys, numpy as np
+r = json.load(open(sys.argv[1]))["runs"][0]
+ab = r["eval"]["ab"]
+assert set(ab) == {"bipo", "caa", "caa_norm_matched", "prompt"}, set(ab)
+for name, a in ab.items():
+    m, p, lo = np.array(a["multipliers"]), np.array(a["p_match"]), np.array(a["logodds"])
+    il = np.array(a["item_logodds"]).reshape(len(m), -1)
+    assert list(m) == [-2, -1, 0, 1, 2] and len(p) == 5 and il.shape[1] == 6, (name, m, p, il.shape)
+    assert np.allclose(il.mean(1), lo, atol=1e-9), name                     # means of the items
+    assert abs(np.polyfit(m, lo, 1)[0] - a["logodds_slope"]) < 1e-9, name   # the slope
+    anti = np.mean([np.polyfit(m, il[:, i], 1)[0] < -1e-9 for i in range(il.shape[1])])
+    assert abs(anti - a["anti_steerable"]) < 1e-12, name
+    assert a["protocol"] == "text" and a["positions"] == "all", name
+    # text protocol: p_match = mean sigmoid(item log-odds)
+    assert np.allclose((1 / (1 + np.exp(-il))).mean(1), p, atol=1e-9), name
+# at multiplier 0 every vector arm is the unsteered model
+assert np.allclose([ab[k]["p_match"][2] for k in ab], ab["bipo"]["p_match"][2], atol=1e-9)
+assert r["eval"]["split"]["test_indices"] == list(range(6)), r["eval"]["split"]
+PY
+check "CAA vectors stored beside the BiPO vector, norm matched" $PY - "$T/a.h5" <<'PY'
+import h5py, sys, numpy as np
+f = h5py.File(sys.argv[1], "r")
+lay = f["models/tiny/behaviors/positive/layer_1"]
+run = lay["runs"][lay.attrs["newest"].decode()]
+v, c, cn = run["vector"][()], run["caa"][()], run["caa_norm_matched"][()]
+assert c.shape == (64,) and run["caa"].attrs["method"].decode() == "caa"
+assert abs(np.linalg.norm(cn) - np.linalg.norm(v)) < 1e-4 * np.linalg.norm(v)
+assert np.allclose(cn / np.linalg.norm(cn), c / np.linalg.norm(c), atol=1e-5)
+PY
+tbl=$("$BIN" inspect "$T/a.h5")
+check "inspect table: multiplier row and a p_match row per method" \
+  bash -c "grep -q 'multiplier .*-2 .*2 .*slope' <<<\"\$0\" && grep -q '^  caa_norm_matched ' <<<\"\$0\"" "$tbl"
+
+# ---- eval command: skip, re-evaluate with new settings, compose ------------------------------
+out=$("$BIN" eval "$T/a.yaml" --output "$T/a.h5" --quiet 2>&1); rc=$?
+check "eval on an evaluated library skips ($out)" bash -c "[ $rc -eq 0 ] && grep -q '1 already evaluated' <<<\"\$0\"" "$out"
+cfg "$T/b.yaml" "[1]" "  multipliers: [-1, 0, 1]
+  protocol: text
+  max_items: 4
+  methods: [bipo, caa]
+  compose:
+    - name: twice
+      terms: [{behavior: positive, layer: 1, method: bipo, multiplier: 1}, {behavior: positive, layer: 1, method: bipo, multiplier: 1}]"
+out=$("$BIN" eval "$T/b.yaml" --output "$T/a.h5" --quiet 2>&1); rc=$?
+check "eval with new settings re-evaluates ($out)" bash -c "[ $rc -eq 0 ] && grep -q '2 evaluated' <<<\"\$0\"" "$out"
+"$BIN" inspect "$T/a.h5" --json >"$T/b.json"
+check "compose 'twice' (v + v) at m equals bipo at 2m" $PY - "$T/b.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ab = d["runs"][0]["eval"]["ab"]
+assert set(ab) == {"bipo", "caa"} and ab["bipo"]["multipliers"] == [-1, 0, 1], ab.keys()
+tw = d["eval"]["compose"]["twice"]["ab"]["twice"]
+assert tw["multipliers"] == [-1, 0, 1] and len(tw["p_match"]) == 3
+assert abs(tw["p_match"][1] - ab["bipo"]["p_match"][1]) < 1e-9   # m = 0: both unsteered
+PY
+
+# ---- transfer across hidden sizes: a clear error naming both models ------------------------------
+cfg "$T/t.yaml" "[1]" "  multipliers: [-1, 1]
+  transfer:
+    - name: to32
+      from: {model: tiny, behavior: positive, layer: 1}
+      to: {model: tiny32, layers: [1]}"
+sed -i "s|^model: .*|models:\n  - {path: $T/m/tiny.gguf, id: tiny, template: chatml}\n  - {path: $T/m/tiny32.gguf, id: tiny32, template: chatml}|" "$T/t.yaml"
+err=$("$BIN" eval "$T/t.yaml" --output "$T/a.h5" --quiet 2>&1 >/dev/null); rc=$?
+check "transfer with another hidden size fails naming both models ($err)" \
+  bash -c "[ $rc -ne 0 ] && grep -q \"model 'tiny' (hidden 64) cannot be applied to model 'tiny32' (hidden 32)\" <<<\"\$0\"" "$err"
+err=$("$BIN" eval "$T/nope.yaml" 2>&1); rc=$?
+check "eval of a missing config: exit 2 ($err)" test $rc -eq 2
+
+# ---- 2 ranks (two groups: rank 1's leader sends MSG_EVAL) == 1 rank --------------------------------
+cfg "$T/p.yaml" "[0, 1]" "$EV" "ranks_per_job: 1"
+"$BIN" train "$T/p.yaml" --output "$T/p1.h5" --quiet >/dev/null 2>&1
+$MPIEXEC --oversubscribe --bind-to none -np 2 "$BIN" train "$T/p.yaml" --output "$T/p2.h5" --quiet >"$T/np2.log" 2>&1
+check "np 2: two groups trained and evaluated" grep -q "in 2 groups of 1" "$T/np2.log"
+"$BIN" inspect "$T/p1.h5" --json >"$T/p1.json"; "$BIN" inspect "$T/p2.h5" --json >"$T/p2.json"
+check "np 2 eval numbers == 1 rank (both layers, every method)" $PY - "$T/p1.json" "$T/p2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["runs"] for p in sys.argv[1:3])
+assert len(a) == len(b) == 2
+for ra, rb in zip(a, b):
+    for k, x in ra["eval"]["ab"].items():
+        y = rb["eval"]["ab"][k]
+        for key in ("p_match", "logodds", "item_logodds"):
+            assert all(abs(u - v) <= 1e-6 * max(1, abs(u)) for u, v in zip(x[key], y[key])), (ra["layer"], k, key)
+PY
+sw=$("$BIN" inspect "$T/p2.h5")
+check "layer sweep table with the best layer marked" bash -c "grep -q 'layer sweep tiny / positive' <<<\"\$0\" && grep -q '\\*' <<<\"\$0\"" "$sw"
+
+summary eval_cli_test
