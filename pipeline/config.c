@@ -406,7 +406,7 @@ static int parse_model(ctx *x, yaml_node_t *m, const char *pre, bipo_model_cfg *
 
 static int parse_behavior(ctx *x, yaml_node_t *m, const char *pre, bipo_behavior_cfg *o) {
     static const char *const K[] = {"name", "data", "test_data", "test_fraction", "format",
-                                    "fields", "max_pairs", NULL};
+                                    "fields", "max_pairs", "answer_form", NULL};
     static const char *const FK[] = {"question", "matching", "not_matching", NULL};
     static const char *const FMTS[] = {"auto", "bipo-csv", "anthropic-jsonl", "caa-json", NULL};
     o->mark = mark_of(m);
@@ -441,6 +441,9 @@ static int parse_behavior(ctx *x, yaml_node_t *m, const char *pre, bipo_behavior
         }
     }
     if ((v = get(x, m, "max_pairs")) && read_size(x, v, KP(pre, "max_pairs"), 0, &o->max_pairs)) return -1;
+    static const char *const FORMS[] = {"letter", "text", NULL};
+    if ((v = get(x, m, "answer_form")) && read_choice(x, v, KP(pre, "answer_form"), FORMS, &o->answer_text))
+        return -1;
     return 0;
 }
 
@@ -518,8 +521,14 @@ static int parse_train(ctx *x, yaml_node_t *m, bipo_train_cfg *t) {
     K[nk++] = "save_epochs", K[nk] = NULL;
     if (check_keys(x, m, "train", K)) return -1;
     yaml_node_t *v;
+    const bipo_hp_field *preset = bipo_hp_find("preset"); // first: the other keys override it
+    if ((v = get(x, m, "preset"))) {
+        if (read_hp(x, v, "train.preset", preset, &t->hp)) return -1;
+        bipo_hparams_preset(&t->hp, t->hp.preset);
+    }
     for (size_t i = 0; i < bipo_hp_n_fields; i++) {
         const bipo_hp_field *f = &bipo_hp_fields[i];
+        if (f == preset) continue;
         if (!(f->flags & BIPO_HP_YAML) || f->elem > 1 || !(v = get(x, m, bipo_hp_key(f)))) continue;
         const char *key = KP("train", bipo_hp_key(f));
         if (f->elem ? read_hp_list(x, v, f, key, &t->hp) : read_hp(x, v, key, f, &t->hp)) return -1;

@@ -56,6 +56,7 @@ typedef struct {
     bipo_data_format format; // BIPO_FMT_AUTO by default
     bipo_fields fields;     // owned strings; NULL members = the format's defaults
     size_t max_pairs;       // 0 = all
+    int answer_text;        // answer_form: text (1) | letter (0, default); see dataset.h
     bipo_mark mark;
 } bipo_behavior_cfg;
 

@@ -85,7 +85,9 @@ static int eval_entry(lib_state *ls, const bipo_eval_ctx *ec, const char *kind, 
     snprintf(label, sizeof label, "  eval %s %s", kind, name);
     bipo_ab_opts o = {e->mult, e->n_mult, e->positions, e->protocol, e->score_eos};
     bipo_ab_result *res = xcalloc(na, sizeof *res);
-    if (bipo_eval_arms(ec, arms, na, &items, &o, label, ls->o->quiet, res) == 0) {
+    bipo_eval_ctx ecf = *ec; // the items in the form the behavior's runs were trained in
+    ecf.form = &d->form;
+    if (bipo_eval_arms(&ecf, arms, na, &items, &o, label, ls->o->quiet, res) == 0) {
         bipo_eval_table t;
         bipo_eval_table_init(&t, name);
         BIPO_EVAL_ATTR(&t, BIPO_ATTR_S("settings_hash", full));
@@ -194,7 +196,7 @@ static int eval_model(lib_state *ls, size_t m, const bipo_backend *be, bipo_beha
         for (size_t li = 0; li < layers->n; li++) {
             size_t L = layers->v[li];
             char hash[65], run[BIPO_NAME_MAX], path[6 * BIPO_NAME_MAX], have_hash[65], want[65], ih[65];
-            bipo_job_hash(c, model.fingerprint, tpl->name, system, c->behaviors[b].name, bd[b].hash, L, hash);
+            bipo_job_hash(c, model.fingerprint, tpl->name, system, c->behaviors[b].name, &bd[b], L, hash);
             bipo_job_key key = {mc->id, c->behaviors[b].name, (int)L, hash};
             int found = bipo_store_find_run(ls->s, &key, run);
             if (found < 0) goto out;

@@ -142,7 +142,7 @@ int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *
         return 0;
     }
     bipo_eval_ctx ec = {j->model, j->tok, bipo_chat_template_by_name(j->template_name), j->system,
-                        j->c->train.hp.max_length, j->c->train.hp.forward_matmul};
+                        j->c->train.hp.max_length, j->c->train.hp.forward_matmul, &j->data->form};
     size_t C = j->model->cfg.C;
     float *caa = xcalloc(C, sizeof *caa), *caa_n = xcalloc(C, sizeof *caa_n);
     bipo_eval_arm arms[4];

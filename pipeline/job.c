@@ -192,10 +192,12 @@ static int store_run(bipo_job_ctx *j, const bipo_trainer *t, bipo_run_data *d,
     char save_list[256] = "";
     for (size_t i = 0, k = 0; i < tc->n_save_epochs && k < sizeof save_list - 12; i++)
         k += (size_t)snprintf(save_list + k, sizeof save_list - k, "%s%zu", i ? "," : "", tc->save_epochs[i]);
-    // the config's settings, with the GEMM arithmetic the trainer actually used
+    // the config's settings, with the GEMM arithmetic the trainer actually used and score_eos
+    // as resolved for this behavior's data (auto: false for letter answers)
     bipo_hparams hp = tc->hp;
     hp.forward_matmul = t->hp.forward_matmul;
     hp.backward_matmul = t->hp.backward_matmul;
+    hp.score_eos = j->data->form.score_eos;
     bipo_attr *attrs = xmalloc((bipo_hp_n_fields + 16) * sizeof *attrs);
     size_t n = bipo_hparams_attrs(&hp, attrs);
     const bipo_attr run[] = {

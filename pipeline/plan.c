@@ -35,10 +35,16 @@ int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bi
     bipo_pairs all = {0};
     if (bipo_pairs_load(&all, b->data, b->format, &b->fields) != 0) return -1;
     if (b->max_pairs && all.n > b->max_pairs) all.n = b->max_pairs; // rest freed with all
-    char rule[160];
+    if (b->answer_text && bipo_pairs_answer_texts(&all) != 0) {
+        bipo_pairs_free(&all);
+        return -1;
+    }
+    char rule[192];
     if (b->test_data) {
-        if (bipo_pairs_load(&d->test, b->test_data, b->format, &b->fields) != 0) {
+        if (bipo_pairs_load(&d->test, b->test_data, b->format, &b->fields) != 0 ||
+            (b->answer_text && bipo_pairs_answer_texts(&d->test) != 0)) {
             bipo_pairs_free(&all);
+            bipo_pairs_free(&d->test);
             return -1;
         }
         d->train = all;
@@ -49,11 +55,15 @@ int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bi
         snprintf(rule, sizeof rule, "split:%.17g:%llu:%zu", b->test_fraction,
                  (unsigned long long)bipo_config_split_seed(c), b->max_pairs);
     }
+    if (b->answer_text) strcat(rule, ":answers=text"); // other pairs: another data hash
     bipo_sha256 sh;
     bipo_sha256_init(&sh);
     bipo_sha256_update(&sh, d->train.sha256, 64);
     bipo_sha256_update(&sh, rule, strlen(rule));
     bipo_sha256_hex(&sh, d->hash);
+    const bipo_hparams *hp = &c->train.hp;
+    d->form.space = (bipo_space_rule)hp->response_space;
+    d->form.score_eos = hp->score_eos >= 0 ? hp->score_eos : !bipo_pairs_are_letters(&d->train);
     return 0;
 }
 
@@ -63,12 +73,13 @@ void bipo_free_behavior(bipo_behavior_data *d) {
 }
 
 int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
-                          const bipo_chat_template *tpl, const char *system, size_t max_length,
-                          bipo_example **ex, size_t *n_trunc) {
+                        const bipo_chat_template *tpl, const char *system,
+                        const bipo_response_form *form, size_t max_length, bipo_example **ex,
+                        size_t *n_trunc) {
     const char **q = xmalloc((p->n + 1) * sizeof *q), **a = xmalloc((p->n + 1) * sizeof *a),
                **o = xmalloc((p->n + 1) * sizeof *o);
     for (size_t i = 0; i < p->n; i++) q[i] = p->p[i].question, a[i] = p->p[i].matching, o[i] = p->p[i].not_matching;
-    int rc = bipo_examples_build(tok, tpl, system, NULL, q, a, o, p->n, max_length, ex, n_trunc);
+    int rc = bipo_examples_build(tok, tpl, system, form, q, a, o, p->n, max_length, ex, n_trunc);
     free(q), free(a), free(o);
     if (rc != 0) {
         char msg[1200];
@@ -114,9 +125,21 @@ const char *bipo_system_of(const bipo_model_cfg *mc) {
 // config leaves the existing jobs' hashes alone. The text is the v1 format byte for byte
 // (tests/test_hparams.c pins it): the BIPO_HP_HASH rows in table order, save_epochs, then
 // the rows added later (BIPO_HP_HASH_IF_SET) that are not at their default.
+// The response form enters as "|form=<space>:<eos>" unless it tokenizes as the official one
+// (a forced space and a scored EOS; "auto" spacing after a template whose prompt never ends in
+// whitespace is the same), so every run written before the form existed keeps its hash.
+static int form_is_official(const bipo_response_form *f, const char *template_name) {
+    int space_same = f->space == BIPO_SPACE_ALWAYS ||
+                     (f->space == BIPO_SPACE_AUTO && (!strcmp(template_name, "llama2") ||
+                                                      !strcmp(template_name, "mistral") ||
+                                                      !strcmp(template_name, "vicuna")));
+    return space_same && f->score_eos;
+}
+
 void bipo_job_hash(const bipo_config_file *c, const char *fingerprint, const char *template_name,
-                   const char *system, const char *behavior, const char *data_hash, size_t layer,
-                   char out[65]) {
+                   const char *system, const char *behavior, const bipo_behavior_data *d,
+                   size_t layer, char out[65]) {
+    const char *data_hash = d->hash;
     const bipo_hparams *hp = &c->train.hp;
     size_t cap = strlen(fingerprint) + strlen(template_name) + strlen(system) + strlen(behavior) +
                  strlen(data_hash) + 32 * (bipo_hp_n_fields + c->train.n_save_epochs) + 256;
@@ -128,6 +151,9 @@ void bipo_job_hash(const bipo_config_file *c, const char *fingerprint, const cha
     for (size_t i = 0; i < c->train.n_save_epochs; i++)
         k += snprintf(buf + k, cap - (size_t)k, "%zu,", c->train.save_epochs[i]);
     bipo_hparams_hash_text(hp, BIPO_HP_HASH_IF_SET, buf, cap, &k);
+    if (!form_is_official(&d->form, template_name))
+        k += snprintf(buf + k, cap - (size_t)k, "|form=%s:%d", bipo_space_rule_name(d->form.space),
+                      d->form.score_eos);
     bipo_sha256 sh;
     bipo_sha256_init(&sh);
     bipo_sha256_update(&sh, buf, (size_t)k);

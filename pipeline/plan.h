@@ -32,6 +32,9 @@ size_t bipo_plan(const bipo_config_file *c, bipo_job **jobs);
 typedef struct {
     bipo_pairs train, test;
     char hash[65]; // train file + test file (or the split rule)
+    // how responses join prompts: train.response_space, and train.score_eos with auto resolved
+    // (0 when every answer is a letter choice, else 1)
+    bipo_response_form form;
 } bipo_behavior_data;
 
 // Loads a behavior's train and test pairs (split by seed unless test_data is given).
@@ -39,8 +42,9 @@ int bipo_load_behavior(const bipo_config_file *c, const bipo_behavior_cfg *b, bi
 void bipo_free_behavior(bipo_behavior_data *d);
 // Pairs -> tokenized BiPO examples with the model's chat template.
 int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
-                        const bipo_chat_template *tpl, const char *system, size_t max_length,
-                        bipo_example **ex, size_t *n_trunc);
+                        const bipo_chat_template *tpl, const char *system,
+                        const bipo_response_form *form, size_t max_length, bipo_example **ex,
+                        size_t *n_trunc);
 // The system prompt of a model's jobs (its own, else the template default).
 const char *bipo_system_of(const bipo_model_cfg *mc);
 
@@ -56,9 +60,10 @@ typedef struct {
 int bipo_plan_check(const bipo_config_file *c, bipo_behavior_data *bd, bipo_model_check *mp);
 
 // The settings that determine a job's result (see plan.c). out: 64 hex digits.
+// d: the behavior's data (its hash and resolved response form).
 void bipo_job_hash(const bipo_config_file *c, const char *fingerprint, const char *template_name,
-                   const char *system, const char *behavior, const char *data_hash, size_t layer,
-                   char out[65]);
+                   const char *system, const char *behavior, const bipo_behavior_data *d,
+                   size_t layer, char out[65]);
 // The hyperparameters of a run as library attributes (the BIPO_HP_ATTR rows of the table in
 // workers/hparams.c, in table order); out has room for bipo_hp_n_fields. Returns the count.
 size_t bipo_hparams_attrs(const bipo_hparams *hp, bipo_attr *out);

@@ -370,8 +370,8 @@ static void tokenize_behavior(group_state *g, const bipo_config_file *c, const b
     free_examples(j->test, j->n_test);
     memset(j, 0, sizeof *j);
     const bipo_behavior_data *d = &bd[b];
-    CHECK(bipo_tokenize_pairs(&d->train, g->tok, g->tpl, sys, max_length, &j->train, &t1) == 0 &&
-              (!d->test.n || bipo_tokenize_pairs(&d->test, g->tok, g->tpl, sys, max_length, &j->test, &t2) == 0),
+    CHECK(bipo_tokenize_pairs(&d->train, g->tok, g->tpl, sys, &d->form, max_length, &j->train, &t1) == 0 &&
+              (!d->test.n || bipo_tokenize_pairs(&d->test, g->tok, g->tpl, sys, &d->form, max_length, &j->test, &t2) == 0),
           "%s", bipo_last_error());
     j->n_train = d->train.n;
     j->n_test = d->test.n;
@@ -445,7 +445,7 @@ static void group_loop(const group_run *r) {
         j->data = &r->bd[J->behavior], j->template_name = g.tpl->name, j->system = bipo_system_of(mc);
         j->job_index = (size_t)job, j->n_jobs = r->ps->n_jobs, j->hosts = r->group_hosts;
         char hash[65];
-        bipo_job_hash(c, g.model.fingerprint, g.tpl->name, j->system, j->bc->name, j->data->hash, J->layer, hash);
+        bipo_job_hash(c, g.model.fingerprint, g.tpl->name, j->system, j->bc->name, j->data, J->layer, hash);
         int rc = bipo_run_job(j, J->layer, hash, have ? &ck : NULL);
         if (have) bipo_checkpoint_free(&ck);
         CHECK(rc == 0, "%s / %s / layer %zu: %s", mc->id, j->bc->name, J->layer, bipo_last_error());
@@ -498,7 +498,7 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
             const bipo_job *jb = &jobs[i];
             bipo_job_hash(c, mp[jb->model].fingerprint, mp[jb->model].template_name,
                           bipo_system_of(&c->models[jb->model]), c->behaviors[jb->behavior].name,
-                          bd[jb->behavior].hash, jb->layer, ps.hash[i]);
+                          &bd[jb->behavior], jb->layer, ps.hash[i]);
         }
         print_plan(c, &w, n_jobs, out);
     }

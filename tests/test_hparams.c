@@ -28,8 +28,15 @@ static const char *DEF = "model: {path: m.gguf}\nbehavior: {name: b, data: d.csv
 static const char *PIN_CFG = "cd449b51ddd6a8cb807061df4c78429d010029e981097733449b13e39467f0ed";
 static const char *PIN_DEF = "ccbbc8e71dca4ce35d391e9f756211a0dd9fae583c8625db17404b265f88af7e";
 
+// The behavior data of the pins: hash "datahash", the official response form (what every run
+// before train.response_space / score_eos was trained with).
+static void hash_form(const bipo_config_file *c, const char *tpl, bipo_response_form form, char out[65]) {
+    bipo_behavior_data d = {.form = form};
+    snprintf(d.hash, sizeof d.hash, "datahash");
+    bipo_job_hash(c, "fp0123", tpl, "You are helpful.", "b", &d, 3, out);
+}
 static void hash_of(const bipo_config_file *c, char out[65]) {
-    bipo_job_hash(c, "fp0123", "chatml", "You are helpful.", "b", "datahash", 3, out);
+    hash_form(c, "chatml", BIPO_RESPONSE_OFFICIAL, out);
 }
 
 // The v1 hash text written out by hand, as the pre-table code's format string had it.
@@ -133,7 +140,8 @@ static void check_attrs(const bipo_attr *a, size_t n, const want_attr *w, size_t
     }
 }
 
-// The attributes of the full config: names, types and order as the pre-table code wrote them.
+// The attributes of the full config: names, types and order as the pre-table code wrote them,
+// then the rows added since.
 static void test_attrs(void) {
     bipo_config_file c;
     if (parse(&c, CFG)) return;
@@ -149,6 +157,8 @@ static void test_attrs(void) {
         {"adam_beta2", BIPO_ATTR_DOUBLE, 0, 0, 0.99},  {"adam_eps", BIPO_ATTR_DOUBLE, 0, 0, 1e-6},
         {"grad_clip", BIPO_ATTR_DOUBLE, 0, 0, 0.5},    {"seed", BIPO_ATTR_INT, 0, 1234567890123LL, 0},
         {"max_length", BIPO_ATTR_INT, 0, 256, 0},
+        {"response_space", BIPO_ATTR_STR, "auto", 0, 0}, {"score_eos", BIPO_ATTR_STR, "auto", 0, 0},
+        {"preset", BIPO_ATTR_STR, "none", 0, 0},
 #ifdef BIPO_HPARAMS_TEST
         {"test_knob", BIPO_ATTR_DOUBLE, 0, 0, 0.25},
 #endif
@@ -232,8 +242,45 @@ static void test_extra_row(void) {
 }
 #endif
 
+// The resolved response form is in the hash unless it tokenizes as the official one: a letter
+// run in the model's own form (chatml, no forced space, no EOS) never reuses an official run.
+static void test_form_hash(void) {
+    bipo_config_file c;
+    if (parse(&c, DEF)) return;
+    char off[65], h[65], v1[65];
+    hash_of(&c, off);
+    hash_form(&c, "chatml", (bipo_response_form){BIPO_SPACE_AUTO, 0}, h);
+    EXPECT(strcmp(h, off) != 0, "chatml auto:0 has the official form's hash");
+    // v1_hash's data/template are the pins' ("chatml"); the form is appended after the rows
+    v1_hash(&c, "|form=auto:0", v1);
+    EXPECT(!strcmp(h, v1), "chatml auto:0: hash %s, v1 text + '|form=auto:0' gives %s", h, v1);
+    hash_form(&c, "chatml", (bipo_response_form){BIPO_SPACE_AUTO, 1}, h);
+    EXPECT(strcmp(h, off) != 0, "chatml auto:1 (no forced space after 'assistant\\n') has the official hash");
+    char l_off[65];
+    hash_form(&c, "llama2", BIPO_RESPONSE_OFFICIAL, l_off);
+    hash_form(&c, "llama2", (bipo_response_form){BIPO_SPACE_AUTO, 1}, h);
+    EXPECT(!strcmp(h, l_off), "llama2 auto:1 tokenizes as the official form but moved the hash");
+    hash_form(&c, "llama2", (bipo_response_form){BIPO_SPACE_ALWAYS, 0}, h);
+    EXPECT(strcmp(h, l_off) != 0, "llama2 always:0 (EOS not scored) kept the official hash");
+    bipo_config_free(&c);
+    // preset: the official code's settings, and a key after it still wins
+    char text[512];
+    snprintf(text, sizeof text, "%strain: {preset: bipo-official, epochs: 7}\n", DEF);
+    if (parse(&c, text)) return;
+    const bipo_hparams *hp = &c.train.hp;
+    EXPECT(hp->preset == BIPO_PRESET_BIPO_OFFICIAL && hp->weight_decay == 0 && hp->schedule_epochs == 100 &&
+               hp->max_length == 2048 && hp->lr == 5e-4 && hp->warmup_steps == 100 && hp->epochs == 7 &&
+               hp->response_space == BIPO_SPACE_ALWAYS && hp->score_eos == 1,
+           "bipo-official preset: wd %g sched_epochs %zu max_length %zu epochs %zu space %d eos %d",
+           hp->weight_decay, hp->schedule_epochs, hp->max_length, hp->epochs, hp->response_space, hp->score_eos);
+    bipo_config_free(&c);
+    bad("preset: official", "train.preset", "none|bipo-official");
+    bad("score_eos: maybe", "train.score_eos", "auto|true|false");
+}
+
 int main(void) {
-    test_pinned(); // with BIPO_HPARAMS_TEST: the new row at its default leaves both hashes alone
+    test_pinned();
+    test_form_hash(); // with BIPO_HPARAMS_TEST: the new row at its default leaves both hashes alone
     test_hash_column();
     test_attrs();
     test_parser_rows();

@@ -18,6 +18,7 @@
 #include "model.h" // defines: bipo_model, bipo_acts, bipo_grads
 
 typedef enum { BIPO_SCHED_COSINE = 0, BIPO_SCHED_LINEAR = 1, BIPO_SCHED_CONSTANT = 2 } bipo_schedule;
+typedef enum { BIPO_PRESET_NONE = 0, BIPO_PRESET_BIPO_OFFICIAL = 1 } bipo_preset;
 
 typedef struct {
     double beta;           // 0.1
@@ -46,6 +47,13 @@ typedef struct {
     size_t max_length;       // 512 tokens per sequence (prompt truncated from the left)
     size_t log_every;        // 1: a log line every N steps
     size_t checkpoint_every; // 0: checkpoint at each epoch's end only; N: also every N steps
+    // How responses join their prompts (chat.h, bipo_response_form); read by the pipeline when
+    // it tokenizes, not by the trainer. response_space: BIPO_SPACE_AUTO|ALWAYS|NEVER; score_eos:
+    // 1, 0, or -1 = auto (0 for letter-answer data, where the EOS after the letter would carry
+    // the loss and the letter itself barely move; 1 for text responses).
+    int response_space;
+    int score_eos;
+    int preset;              // BIPO_PRESET_*: the defaults the train: block started from
 #ifdef BIPO_HPARAMS_TEST
     double test_knob; // tests/test_hparams.c: a setting that only the table (workers/hparams.c) knows
 #endif

@@ -55,6 +55,15 @@ int bipo_pairs_load(bipo_pairs *out, const char *path, bipo_data_format fmt,
                     const bipo_fields *fields);
 void bipo_pairs_free(bipo_pairs *p);
 
+// answer_form: text (workers/dataset_answers.c): every pair's question loses its "Choices:"
+// block (and a leading "Question:"), and its letter answers (" (A)") become the text of those
+// choices. -1 + bipo_set_error naming file and line when a pair has no such choices.
+int bipo_pairs_answer_texts(bipo_pairs *p);
+// 1 when s is a letter choice: optional blanks, "(", one ASCII letter, ")", optional blanks.
+int bipo_answer_is_letter(const char *s);
+// 1 when every answer of p (n >= 1) is a letter choice.
+int bipo_pairs_are_letters(const bipo_pairs *p);
+
 // Deterministic split. RNG: splitmix64 seeded with `seed`; a Fisher-Yates shuffle of the
 // indices 0..n-1 (for i = n-1 down to 1: j = next() % (i+1), swap i, j). The first n_test
 // shuffled indices go to test, the rest to train; each part keeps file order.

@@ -18,6 +18,12 @@
 static const char *const SCHED_NAMES[] = {"cosine", "linear", "constant", NULL};
 static const int SCHED_VALUES[] = {BIPO_SCHED_COSINE, BIPO_SCHED_LINEAR, BIPO_SCHED_CONSTANT};
 static const char *const MATMUL_NAMES[] = {"bf16x3", "fp32", NULL};
+static const char *const SPACE_NAMES[] = {"auto", "always", "never", NULL};
+static const int SPACE_VALUES[] = {BIPO_SPACE_AUTO, BIPO_SPACE_ALWAYS, BIPO_SPACE_NEVER};
+static const char *const EOS_NAMES[] = {"auto", "true", "false", NULL};
+static const int EOS_VALUES[] = {-1, 1, 0};
+static const char *const PRESET_NAMES[] = {"none", "bipo-official", NULL};
+static const int PRESET_VALUES[] = {BIPO_PRESET_NONE, BIPO_PRESET_BIPO_OFFICIAL};
 static const int MATMUL_VALUES[] = {BIPO_MATMUL_BF16X3, BIPO_MATMUL_FP32};
 
 // Order matters twice: the BIPO_HP_HASH rows give the job hash's bytes in this order, and
@@ -45,6 +51,12 @@ const bipo_hp_field bipo_hp_fields[] = {
     ROW(shared_prompt, BOOL, 1, 0, 0, Y, NULL),
     ROW(cache_bytes, SIZE, (double)((size_t)2 << 30), 0, 0, 0, NULL), // set from cache.memory_mb
     ROW(use_cache, BOOL, 1, 0, 0, 0, NULL),                              // tests only
+    // The response form is hashed as resolved for each job (pipeline/plan.c: bipo_job_hash), so
+    // that "auto" cannot silently reuse a run trained in another form; not hashed here.
+    ROW(response_space, ENUM, BIPO_SPACE_AUTO, 0, 0, Y | A, NULL, .names = SPACE_NAMES, .values = SPACE_VALUES),
+    ROW(score_eos, ENUM, -1, 0, 0, Y | A, NULL, .names = EOS_NAMES, .values = EOS_VALUES),
+    // Read before every other train: key (pipeline/config.c); its effect is in the other rows.
+    ROW(preset, ENUM, BIPO_PRESET_NONE, 0, 0, Y | A, NULL, .names = PRESET_NAMES, .values = PRESET_VALUES),
 #ifdef BIPO_HPARAMS_TEST // tests/test_hparams.c: the one line a new setting needs (and its member)
     ROW(test_knob, DOUBLE, 0.25, 0, INFINITY, Y | BIPO_HP_HASH_IF_SET | A, "test_knob"),
 #endif
@@ -108,6 +120,24 @@ void bipo_hparams_defaults(bipo_hparams *hp) {
     for (size_t i = 0; i < bipo_hp_n_fields; i++)
         if (bipo_hp_fields[i].type == BIPO_HP_DOUBLE) bipo_hp_set_double(hp, &bipo_hp_fields[i], bipo_hp_fields[i].def);
         else bipo_hp_set_u64(hp, &bipo_hp_fields[i], (uint64_t)(int64_t)bipo_hp_fields[i].def);
+}
+
+// The official BiPO code's effective settings (github.com/CaoYuanpu/BiPO at cef1d00, train.py;
+// docs/EVAL.md lists them with their lines): beta 0.1 (l. 68), lr 5e-4 (l. 75), cosine (l. 76)
+// with 100 warmup steps (l. 77) over num_train_epochs = 100 (l. 92; `epochs` truncates it),
+// batch 4 (l. 81), max_length 2048 (l. 91), weight decay 0: the script declares 0.05 (l. 78) but
+// never passes it to DPOConfig (l. 197-216), whose default is 0; AdamW and clipping at the
+// Trainer's defaults (betas 0.9/0.999, eps 1e-8, max_grad_norm 1.0); responses " " + answer
+// (l. 135-136) with the end of turn scored (TRL's tokenize_row); the system prompt
+// BIPO_DEFAULT_SYSTEM (l. 16, 129) is the pipeline's default already.
+void bipo_hparams_preset(bipo_hparams *hp, int preset) {
+    hp->preset = preset;
+    if (preset != BIPO_PRESET_BIPO_OFFICIAL) return;
+    hp->beta = 0.1, hp->lr = 5e-4, hp->schedule = BIPO_SCHED_COSINE, hp->warmup_steps = 100;
+    hp->schedule_epochs = 100, hp->batch_size = 4, hp->max_length = 2048, hp->weight_decay = 0;
+    hp->adam_beta1 = 0.9, hp->adam_beta2 = 0.999, hp->adam_eps = 1e-8, hp->grad_clip = 1.0;
+    hp->first_step_lr_zero = 1;
+    hp->response_space = BIPO_SPACE_ALWAYS, hp->score_eos = 1;
 }
 
 void bipo_hparams_hash_text(const bipo_hparams *hp, unsigned which, char *buf, size_t cap, int *k) {

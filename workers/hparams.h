@@ -63,6 +63,8 @@ const char *bipo_hp_enum_name(const bipo_hparams *hp, const bipo_hp_field *f);
 // Appends the hash text of the rows with flag `which` (BIPO_HP_HASH: "key=value|" each;
 // BIPO_HP_HASH_IF_SET: "|key=value" for each not at its default) to buf at *k (cap bytes).
 // Values: %.17g doubles, %zu sizes, %llu u64, %d bools and enums (the enum value).
+// Sets the preset's values (train.preset; BIPO_PRESET_NONE changes nothing but hp->preset).
+void bipo_hparams_preset(bipo_hparams *hp, int preset);
 void bipo_hparams_hash_text(const bipo_hparams *hp, unsigned which, char *buf, size_t cap, int *k);
 
 #endif
