@@ -1,0 +1,8 @@
+# Steered generation for evaluation and the CLI: batched decoding (workers/generate.c), fluency
+# scores (workers/fluency.c), jailbreak ASR helpers (workers/jailbreak.c), the generate /
+# logprobs steering options (tests/gen_cli_test.sh).
+bipo_add_test(generate_batch SOURCES ${BIPO_TEST_DIR}/test_generate_batch.c)
+add_test(NAME generate_batch COMMAND test_generate_batch)
+set_tests_properties(generate_batch PROPERTIES LABELS "unit;model")
+bipo_add_asan_test(generate_batch ${BIPO_TEST_DIR}/test_generate_batch.c)
+set_tests_properties(generate_batch_asan PROPERTIES LABELS "model")
