@@ -107,6 +107,11 @@ int bipo_store_read_run(bipo_store *s, const char *model_id, const char *behavio
 float *bipo_store_read_vector(bipo_store *s, const char *model_id, const char *behavior, int layer,
                               const char *run, size_t *C);
 
+// A string attribute of a run (run == NULL: the newest) into buf[n]: 1 when present, 0 when
+// the run has no such attribute, -1 on error (no such run: the message names it).
+int bipo_store_read_run_attr(bipo_store *s, const char *model_id, const char *behavior,
+                             int layer, const char *run, const char *key, char *buf, size_t n);
+
 // ---- checkpoints (in-progress jobs) -----------------------------------------------------------
 typedef struct {
     bipo_run_data d;        // vector so far, loss so far, held-out curves, epoch vectors

@@ -12,3 +12,6 @@ set_tests_properties(fluency PROPERTIES LABELS "unit;model")
 bipo_add_test(jailbreak SOURCES ${BIPO_TEST_DIR}/test_jailbreak.c)
 add_test(NAME jailbreak COMMAND test_jailbreak)
 set_tests_properties(jailbreak PROPERTIES LABELS "unit;data")
+add_test(NAME gen_cli COMMAND bash ${BIPO_TEST_DIR}/gen_cli_test.sh $<TARGET_FILE:bipo-pipeline>
+  $<TARGET_FILE:make_tiny> ${CMAKE_SOURCE_DIR})
+set_tests_properties(gen_cli PROPERTIES LABELS "cli" TIMEOUT 300)
