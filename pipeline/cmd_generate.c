@@ -105,7 +105,7 @@ static int print_token(void *ctx, int id) {
 }
 
 static const char *GEN_USAGE =
-    "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--system TEXT] "
+    "generate --model PATH (--prompt TEXT | --tokens IDS) [--chat] [--system TEXT] [--template NAME] "
     "[--max-tokens N] [--temperature T --top-p P --seed S] "
     "[--vector FILE|LIB.h5:model/behavior/layer[/bipo] [--layer L] [--multiplier M[,M...]]] "
     "[--backend auto|cpu|cuda] [--threads N]";
@@ -140,7 +140,7 @@ int cmd_generate(int argc, char **argv) {
     long max_tokens = 128, seed = 0, threads = 0;
     double temp = 0, top_p = 1.0;
     int chat = 0;
-    steer_args sa = {NULL, -1, NULL, NULL};
+    steer_args sa = {NULL, -1, NULL, NULL, NULL};
     arg_spec sp[] = {
         {"--model", ARG_STR, &model, 0, 0, 0},        {"--prompt", ARG_STR, &prompt, 0, 0, 0},
         {"--tokens", ARG_STR, &tokens, 0, 0, 0},      {"--chat", ARG_FLAG, &chat, 0, 0, 0},
@@ -148,7 +148,8 @@ int cmd_generate(int argc, char **argv) {
         {"--temperature", ARG_FLOAT, &temp, 0, 100, 0}, {"--top-p", ARG_FLOAT, &top_p, 1e-6, 1, 0},
         {"--seed", ARG_INT, &seed, 0, 9.2e18, 0},     {"--vector", ARG_STR, &sa.vector, 0, 0, 0},
         {"--layer", ARG_INT, &sa.layer, 0, 1e6, 0},   {"--multiplier", ARG_STR, &sa.multiplier, 0, 0, 0},
-        {"--system", ARG_STR, &sa.system, 0, 0, 0},   {"--backend", ARG_STR, &backend, 0, 0, 0},
+        {"--system", ARG_STR, &sa.system, 0, 0, 0},   {"--template", ARG_STR, &sa.tpl, 0, 0, 0},
+        {"--backend", ARG_STR, &backend, 0, 0, 0},
         {"--threads", ARG_INT, &threads, 1, 1024, 0},
     };
     size_t nsp = sizeof sp / sizeof sp[0];
@@ -166,7 +167,7 @@ int cmd_generate(int argc, char **argv) {
     size_t n = 0;
     steering st;
     if (steering_open(&st, "generate", &sa, &s.model) != 0) goto out;
-    // a system prompt or a library run's template means the prompt is a chat turn
+    // a system prompt or a template (given or a library run's) means the prompt is a chat turn
     chat |= sa.system != NULL || st.tpl != NULL;
     if (input_ids(&s, "generate", prompt, tokens, chat, &st, &ids, &n) != 0) goto out;
     if (check_ids("generate", ids, n, c->V) != 0) goto out;
@@ -218,7 +219,7 @@ out:
 
 // ---- logprobs --------------------------------------------------------------------------------
 static const char *LP_USAGE =
-    "logprobs --model PATH (--text TEXT | --tokens IDS) [--chat] [--system TEXT] [--top-k K] "
+    "logprobs --model PATH (--text TEXT | --tokens IDS) [--chat] [--system TEXT] [--template NAME] [--top-k K] "
     "[--vector FILE|LIB.h5:model/behavior/layer[/bipo] [--layer L] [--multiplier M[,M...]]] "
     "[--backend B] [--threads N]";
 
@@ -274,14 +275,14 @@ int cmd_logprobs(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *tokens = NULL, *backend = "auto";
     long top_k = 5, threads = 0;
     int chat = 0;
-    steer_args sa = {NULL, -1, NULL, NULL};
+    steer_args sa = {NULL, -1, NULL, NULL, NULL};
     arg_spec sp[] = {
         {"--model", ARG_STR, &model, 0, 0, 0},     {"--text", ARG_STR, &text, 0, 0, 0},
         {"--tokens", ARG_STR, &tokens, 0, 0, 0},   {"--chat", ARG_FLAG, &chat, 0, 0, 0},
         {"--top-k", ARG_INT, &top_k, 0, 1000, 0},  {"--backend", ARG_STR, &backend, 0, 0, 0},
         {"--threads", ARG_INT, &threads, 1, 1024, 0}, {"--vector", ARG_STR, &sa.vector, 0, 0, 0},
         {"--layer", ARG_INT, &sa.layer, 0, 1e6, 0}, {"--multiplier", ARG_STR, &sa.multiplier, 0, 0, 0},
-        {"--system", ARG_STR, &sa.system, 0, 0, 0},
+        {"--system", ARG_STR, &sa.system, 0, 0, 0}, {"--template", ARG_STR, &sa.tpl, 0, 0, 0},
     };
     if (args_parse("logprobs", LP_USAGE, sp, sizeof sp / sizeof sp[0], argc, argv) != 0) return 2;
     if (!model || (!text == !tokens)) {

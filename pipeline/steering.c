@@ -137,6 +137,7 @@ int steering_open(steering *st, const char *cmd, const steer_args *a, bipo_model
         goto bad;
     }
     st->system = a->system ? a->system : st->run_system;
+    if (a->tpl && !(st->tpl = bipo_chat_template_by_name(a->tpl))) goto bad;
     free(host);
     return 0;
 bad:

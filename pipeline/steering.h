@@ -5,7 +5,7 @@
 //                                          the only one the library holds so far); the run's
 //                                          system_prompt and template become the defaults and
 //                                          its layer the default --layer
-//   --layer L   --multiplier M[,M...]  --system TEXT
+//   --layer L   --multiplier M[,M...]  --system TEXT  --template NAME (over the run's)
 #ifndef BIPO_STEERING_H
 #define BIPO_STEERING_H
 #include <stddef.h>
@@ -18,6 +18,7 @@ typedef struct {
     long layer;             // --layer, -1 when not given
     const char *multiplier; // --multiplier list, or NULL (1)
     const char *system;     // --system, or NULL
+    const char *tpl;        // --template, or NULL
 } steer_args;
 
 typedef struct {
@@ -27,7 +28,7 @@ typedef struct {
     double *mult;                   // [n_mult] (1 when no list was given)
     size_t n_mult;
     const char *system;             // --system, else the run's, else NULL (template default)
-    const bipo_chat_template *tpl;  // the run's template, else NULL (the tokenizer's)
+    const bipo_chat_template *tpl;  // --template, else the run's, else NULL (the tokenizer's)
     char *run_system;               // owned copy of the run's system prompt
 } steering;
 

@@ -24,44 +24,46 @@ YAML
 "$BIN" train "$T/a.yaml" --output "$T/a.h5" --quiet >/dev/null 2>&1
 check "library trained" test -s "$T/a.h5"
 "$BIN" export "$T/a.h5" --output "$T/a.f32" >/dev/null 2>&1
-G=("$BIN" generate --model "$M" --prompt "I feel" --max-tokens 8)
+# sampled: the tiny random model's greedy tokens hardly depend on the prompt, sampled ones do
+G=("$BIN" generate --model "$M" --prompt "I feel" --max-tokens 8 --temperature 1 --seed 3)
+gen() { "${G[@]}" "$@" 2>/dev/null | tr -d '\000'; } # text with NUL bytes dropped
 
 # a library entry = the raw vector at the run's layer with the run's system prompt + template
-lib=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier 4 2>/dev/null); rc=$?
-check "generate --vector LIB:entry exits 0" test $rc -eq 0
-raw=$("${G[@]}" --vector "$T/a.f32" --layer 1 --multiplier 4 --chat --system "Be brief." 2>/dev/null)
+"${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier 0.5 >/dev/null 2>&1
+check "generate --vector LIB:entry exits 0" test $? -eq 0
+lib=$(gen --vector "$T/a.h5:tiny/positive/1" --multiplier 0.5)
+raw=$(gen --vector "$T/a.f32" --layer 1 --multiplier 0.5 --template chatml --system "Be brief.")
 check "library entry = raw vector + run's layer, system prompt, template" test "$lib" = "$raw"
-dflt=$("${G[@]}" --vector "$T/a.f32" --layer 1 --multiplier 4 --chat 2>/dev/null)
-check "the run's system prompt matters here (template default gives other tokens)" test "$dflt" != "$lib"
-meth=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1/bipo" --multiplier 4 2>/dev/null)
+dflt=$(gen --vector "$T/a.f32" --layer 1 --multiplier 0.5 --template chatml)
+check "the run's system prompt matters here (the template's default gives other tokens)" test "$dflt" != "$lib"
+meth=$(gen --vector "$T/a.h5:tiny/positive/1/bipo" --multiplier 0.5)
 check "method bipo is the default" test "$meth" = "$lib"
-other=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier 4 --system "Be long." 2>/dev/null)
-nosys=$("${G[@]}" --vector "$T/a.f32" --layer 1 --multiplier 4 --chat --system "Be long." 2>/dev/null)
+other=$(gen --vector "$T/a.h5:tiny/positive/1" --multiplier 0.5 --system "Be long.")
+nosys=$(gen --vector "$T/a.f32" --layer 1 --multiplier 0.5 --template chatml --system "Be long.")
 check "--system overrides the run's system prompt" test "$other" = "$nosys"
 
 # a multiplier list: one labeled continuation each, equal to that multiplier alone
-multi=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier -4,0,4 2>/dev/null)
+"${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier -0.5,0,0.5 >/dev/null 2>&1
 check "multiplier list exits 0" test $? -eq 0
-for m in -4 0 4; do
-  one=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier $m 2>/dev/null)
-  got=$(awk -v h="[multiplier $m]" '$0 == h {getline; print; exit}' <<<"$multi")
-  check "batched continuation at $m = alone ('$got' vs '$one')" test "$got" = "$one"
+multi=$(gen --vector "$T/a.h5:tiny/positive/1" --multiplier -0.5,0,0.5)
+want=""
+for m in -0.5 0 0.5; do # the same seed for every multiplier, as alone
+  one=$(gen --vector "$T/a.h5:tiny/positive/1" --multiplier $m)
+  want+="[multiplier $m]"$'\n'"$one"$'\n'
 done
+check "each batched continuation = that multiplier alone" test "$multi" = "${want%$'\n'}"
 check "three labels" test "$(grep -c '^\[multiplier ' <<<"$multi")" -eq 3
-samp=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier -4,4 --temperature 1 --seed 5 2>/dev/null)
-one=$("${G[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier 4 --temperature 1 --seed 5 2>/dev/null)
-got=$(awk '$0 == "[multiplier 4]" {getline; print; exit}' <<<"$samp")
-check "sampled batched continuation = alone (same seed)" test "$got" = "$one"
+check "the multipliers give different continuations" test "$(sed -n 2p <<<"$multi")" != "$(sed -n 4p <<<"$multi")"
 
 # logprobs: one block of lines per multiplier, steering changes the numbers, 0 = unsteered
 L=("$BIN" logprobs --model "$M" --tokens 1,5,9,11 --top-k 2)
-lp=$("${L[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier -4,0,4 2>/dev/null)
+lp=$("${L[@]}" --vector "$T/a.h5:tiny/positive/1" --multiplier -0.5,0,0.5 2>/dev/null)
 check "logprobs: 4 lines per multiplier" test "$(wc -l <<<"$lp")" -eq 12
 plain=$("${L[@]}" 2>/dev/null | sed -n 1p | sed 's/.*"next_logprob":\([^,]*\),.*/\1/')
 zero=$(grep '"multiplier":0.0' <<<"$lp" | sed -n 1p | sed 's/.*"next_logprob":\([^,]*\),.*/\1/')
-four=$(grep '"multiplier":4.0' <<<"$lp" | sed -n 1p | sed 's/.*"next_logprob":\([^,]*\),.*/\1/')
+four=$(grep '"multiplier":0.5' <<<"$lp" | sed -n 1p | sed 's/.*"next_logprob":\([^,]*\),.*/\1/')
 check "logprobs at multiplier 0 = unsteered ($zero vs $plain)" test "$zero" = "$plain"
-check "logprobs at multiplier 4 differ ($four vs $plain)" test "$four" != "$plain"
+check "logprobs at multiplier 0.5 differ ($four vs $plain)" test "$four" != "$plain"
 
 # bad input: one line naming the problem, non-zero exit
 expect_fail() { # expect_fail WHAT PATTERN CMD...
@@ -78,6 +80,7 @@ expect_fail "empty entry" "--multiplier '1,,2': entry 2" "${G[@]}" --vector "$T/
 expect_fail "layer out of range" "--layer 7 is out of range: the model has 4 layers" "${G[@]}" --vector "$T/a.h5:tiny/positive/1" --layer 7
 expect_fail "unknown method" "method 'caa'" "${G[@]}" --vector "$T/a.h5:tiny/positive/1/caa"
 expect_fail "raw file needs a layer" "give its --layer" "${G[@]}" --vector "$T/a.f32"
+expect_fail "unknown template" "template" "${G[@]}" --template nope
 expect_fail "multiplier without vector" "need a --vector" "${G[@]}" --multiplier 1,2
 expect_fail "logprobs: bad list" "--multiplier" "${L[@]}" --vector "$T/a.f32" --layer 1 --multiplier 2,
 summary gen_cli_test
