@@ -15,3 +15,6 @@ set_tests_properties(jailbreak PROPERTIES LABELS "unit;data")
 add_test(NAME gen_cli COMMAND bash ${BIPO_TEST_DIR}/gen_cli_test.sh $<TARGET_FILE:bipo-pipeline>
   $<TARGET_FILE:make_tiny> ${CMAKE_SOURCE_DIR})
 set_tests_properties(gen_cli PROPERTIES LABELS "cli" TIMEOUT 300)
+bipo_add_test(steered_text SOURCES ${BIPO_TEST_DIR}/test_steered_text.c)
+add_test(NAME steered_text COMMAND test_steered_text)
+set_tests_properties(steered_text PROPERTIES LABELS "unit;model")
