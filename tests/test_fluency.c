@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "fluency.h"   // defines: bipo_text_mean_logprob, bipo_distinct2
 #include "generate.h"  // defines: bipo_argmax
@@ -44,16 +43,12 @@ static double direct_mean_lp(bipo_model *m, const bipo_scored_text *x) {
 }
 
 int main(void) {
-    char tmp[] = "/tmp/bipo-test-fluency-XXXXXX", dir[300];
-    if (!mkdtemp(tmp)) return 1;
-    snprintf(dir, sizeof dir, "%s/tiny-hf", tmp);
-    mkdir(dir, 0755);
+    char tmp[64];
     tm_spec s = {.L = 3, .C = 64, .NH = 4, .NKV = 2, .HD = 16, .FF = 128, .V = 320,
                  .rope_theta = 10000.f, .eps = 1e-5f, .tied = 1, .seed = 5, .max_pos = 256};
-    EXPECT(tm_write_hf(&s, dir, BIPO_DT_F32, 1) == 0, "write model: %s", bipo_last_error());
     bipo_model m;
-    if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) {
-        EXPECT(0, "load: %s", bipo_last_error());
+    if (tm_load_tiny_hf(&s, tmp, &m) != 0) {
+        EXPECT(0, "tiny model: %s", bipo_last_error());
         return tl_summary("test_fluency");
     }
     // 40 texts of 1..30 tokens after prompts of 1..12: 600+ scored rows, so several packs
@@ -104,8 +99,6 @@ int main(void) {
                strstr(bipo_last_error(), "no prompt"), "no prompt: %s", bipo_last_error());
 
     bipo_model_free(&m);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmp);
+    tm_remove(tmp);
     return tl_summary("test_fluency");
 }

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "generate.h"  // defines: bipo_generate_batch, bipo_generate, bipo_argmax
 #include "model.h"     // defines: bipo_model_load, bipo_forward
@@ -111,16 +110,12 @@ static void check_answer_only(bipo_model *m, const bipo_gen_batch_opts *o) {
 }
 
 int main(void) {
-    char tmp[] = "/tmp/bipo-test-genbatch-XXXXXX", dir[300];
-    if (!mkdtemp(tmp)) return 1;
-    snprintf(dir, sizeof dir, "%s/tiny-hf", tmp);
-    mkdir(dir, 0755);
+    char tmp[64];
     tm_spec s = {.L = 4, .C = 64, .NH = 4, .NKV = 2, .HD = 16, .FF = 128, .V = 320,
                  .rope_theta = 10000.f, .eps = 1e-5f, .tied = 1, .seed = 77, .max_pos = 512};
-    EXPECT(tm_write_hf(&s, dir, BIPO_DT_F32, 1) == 0, "write model: %s", bipo_last_error());
     bipo_model m;
-    if (bipo_model_load(&m, dir, bipo_backend_open("cpu", 0)) != 0) {
-        EXPECT(0, "load: %s", bipo_last_error());
+    if (tm_load_tiny_hf(&s, tmp, &m) != 0) {
+        EXPECT(0, "tiny model: %s", bipo_last_error());
         return tl_summary("test_generate_batch");
     }
     for (size_t p = 0; p < NP; p++)
@@ -165,8 +160,6 @@ int main(void) {
 
     m.be->free(vb);
     bipo_model_free(&m);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmp);
+    tm_remove(tmp);
     return tl_summary("test_generate_batch");
 }

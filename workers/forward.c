@@ -141,28 +141,37 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
 
 // ---- KV-cached generation -----------------------------------------------------------------
 
-void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
+// Per-layer k/v cache buffers [rows, KVD] each (zero-initialized), and their release; the
+// inference scratch acts with them.
+static void kv_alloc(const bipo_model *m, size_t rows, float ***k, float ***v, bipo_acts *acts) {
     const bipo_config *c = &m->cfg;
     size_t KVD = c->NKV * c->HD;
+    *k = xcalloc(c->L, sizeof(float *));
+    *v = xcalloc(c->L, sizeof(float *));
+    for (size_t l = 0; l < c->L; l++) {
+        (*k)[l] = m->be->alloc(rows * KVD);
+        (*v)[l] = m->be->alloc(rows * KVD);
+    }
+    bipo_acts_init(acts, 0);
+}
+static void kv_release(const bipo_model *m, float **k, float **v, bipo_acts *acts) {
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        m->be->free(k[l]);
+        m->be->free(v[l]);
+    }
+    free(k);
+    free(v);
+    bipo_acts_free(acts, m->be);
+}
+
+void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
     kv->cap = cap;
     kv->n = 0;
-    kv->k = xcalloc(c->L, sizeof(float *));
-    kv->v = xcalloc(c->L, sizeof(float *));
-    for (size_t l = 0; l < c->L; l++) {
-        kv->k[l] = m->be->alloc(cap * KVD);
-        kv->v[l] = m->be->alloc(cap * KVD);
-    }
-    bipo_acts_init(&kv->acts, 0);
+    kv_alloc(m, cap, &kv->k, &kv->v, &kv->acts);
 }
 
 void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m) {
-    for (size_t l = 0; l < m->cfg.L; l++) {
-        m->be->free(kv->k[l]);
-        m->be->free(kv->v[l]);
-    }
-    free(kv->k);
-    free(kv->v);
-    bipo_acts_free(&kv->acts, m->be);
+    kv_release(m, kv->k, kv->v, &kv->acts);
     kv->k = kv->v = NULL;
 }
 
@@ -194,33 +203,19 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
 // ---- KV-cached forward of many sequences ----------------------------------------------------
 
 void bipo_kv_batch_init(bipo_kv_batch *kv, const bipo_model *m, const size_t *cap, size_t B) {
-    const bipo_config *c = &m->cfg;
-    size_t KVD = c->NKV * c->HD;
     kv->B = B;
     kv->base = xmalloc((B + 1) * sizeof(size_t));
     kv->n = xcalloc(B ? B : 1, sizeof(size_t));
     kv->base[0] = 0;
     for (size_t b = 0; b < B; b++) kv->base[b + 1] = kv->base[b] + cap[b];
-    size_t rows = kv->base[B] ? kv->base[B] : 1;
-    kv->k = xcalloc(c->L, sizeof(float *));
-    kv->v = xcalloc(c->L, sizeof(float *));
-    for (size_t l = 0; l < c->L; l++) { // zero-initialized: layer_io.kput relies on it
-        kv->k[l] = m->be->alloc(rows * KVD);
-        kv->v[l] = m->be->alloc(rows * KVD);
-    }
-    bipo_acts_init(&kv->acts, 0);
+    // zero-initialized: layer_io.kput relies on it
+    kv_alloc(m, kv->base[B] ? kv->base[B] : 1, &kv->k, &kv->v, &kv->acts);
 }
 
 void bipo_kv_batch_free(bipo_kv_batch *kv, const bipo_model *m) {
-    for (size_t l = 0; l < m->cfg.L; l++) {
-        m->be->free(kv->k[l]);
-        m->be->free(kv->v[l]);
-    }
-    free(kv->k);
-    free(kv->v);
+    kv_release(m, kv->k, kv->v, &kv->acts);
     free(kv->base);
     free(kv->n);
-    bipo_acts_free(&kv->acts, m->be);
     memset(kv, 0, sizeof *kv);
 }
 
