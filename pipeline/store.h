@@ -113,6 +113,10 @@ typedef struct {
     int64_t hidden, layers; // C and the model's decoder layer count (0 when absent)
 } bipo_model_entry;
 int bipo_store_read_model(bipo_store *s, const char *model_id, bipo_model_entry *out);
+// A string attribute of a run (run == NULL: the newest) into buf[n]: 1 when present, 0 when
+// the run has no such attribute, -1 on error (no such run: the message names it).
+int bipo_store_read_run_attr(bipo_store *s, const char *model_id, const char *behavior,
+                             int layer, const char *run, const char *key, char *buf, size_t n);
 
 // ---- checkpoints (in-progress jobs) -----------------------------------------------------------
 typedef struct {

@@ -169,6 +169,17 @@ fail:
 }
 
 // ---- checkpoints ----------------------------------------------------------------------------
+int bipo_store_read_run_attr(bipo_store *s, const char *model_id, const char *behavior,
+                             int layer, const char *run, const char *key, char *buf, size_t n) {
+    hid_t r = -1;
+    int rc = -1;
+    ENTER(s);
+    H5_TRY(r = open_run(cur(s), model_id, behavior, layer, run, NULL));
+    H5_TRY(rc = get_s(r, key, buf, n));
+fail:
+    return H5_DONE(rc, r);
+}
+
 int bipo_store_read_checkpoint(bipo_store *s, const bipo_job_key *k, bipo_checkpoint *out) {
     char path[5 * BIPO_NAME_MAX] = "checkpoints/";
     hid_t g = -1;

@@ -264,7 +264,11 @@ static int load_csv(bipo_pairs *o, const char *path, const char *b, size_t len,
                            path, row.line[0], row.n, hdr.n);
             goto out;
         }
-        pairs_push(o, &cap, row.f[idx[0]], row.f[idx[1]], row.f[idx[2]], row.line[0]);
+        char *v[3]; // a column named twice in fields (AdvBench's goal,target) is copied
+        for (int k = 0; k < 3; k++)
+            v[k] = k && (idx[k] == idx[0] || idx[k] == idx[k - 1]) ? xstrdup(row.f[idx[k]])
+                                                                    : row.f[idx[k]];
+        pairs_push(o, &cap, v[0], v[1], v[2], row.line[0]);
         row.f[idx[0]] = row.f[idx[1]] = row.f[idx[2]] = NULL;
     }
     if (o->n == 0) {

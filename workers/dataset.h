@@ -40,6 +40,8 @@ typedef enum {
 // Column (CSV) or key (JSON) names; a NULL member means the format's default:
 // CSV question/matching/not_matching, JSON question/answer_matching_behavior/
 // answer_not_matching_behavior. E.g. CAA's truthful_qa.json: {"prompt","correct","incorrect"}.
+// A CSV column may serve two fields (each gets its own copy): AdvBench's goal,target file
+// loads with {"goal", "target", "target"} (workers/jailbreak.c).
 typedef struct {
     const char *question, *matching, *not_matching;
 } bipo_fields;

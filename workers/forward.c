@@ -23,6 +23,10 @@ typedef struct {
     size_t NK;
     float *kg, *vg;
     bipo_matmul_precision prec; // the GEMMs' arithmetic
+    // batched KV cache: this call's k/v rows (kdst/vdst, the activation slot) are added into
+    // the zeroed cache rows kput[N] of kcache/vcache, which attention then reads; else NULL
+    const size_t *kput;
+    float *kcache, *vcache;
 } layer_io;
 
 static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const float *x,
@@ -38,6 +42,10 @@ static void layer_forward(bipo_model *m, bipo_acts *a, size_t l, size_t N, const
     be->rope_forward(a->q[l], io->pos, N, c->NH, c->HD, c->rope_theta);
     be->rope_forward(io->kdst, io->pos, N, c->NKV, c->HD, c->rope_theta);
     const float *kall = io->kall, *vall = io->vall;
+    if (io->kput) { // rows never written before are 0: adding into them is an exact copy
+        be->scatter_add_rows(io->kcache, io->kdst, io->kput, N, KVD);
+        be->scatter_add_rows(io->vcache, io->vdst, io->kput, N, KVD);
+    }
     if (io->kv_rows) {
         be->gather_rows(io->kg, io->kdst, io->kv_rows, io->NK, KVD);
         be->gather_rows(io->vg, io->vdst, io->kv_rows, io->NK, KVD);
@@ -133,28 +141,37 @@ void bipo_forward_from(bipo_model *m, bipo_acts *a, const bipo_batch *b, const f
 
 // ---- KV-cached generation -----------------------------------------------------------------
 
-void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
+// Per-layer k/v cache buffers [rows, KVD] each (zero-initialized), and their release; the
+// inference scratch acts with them.
+static void kv_alloc(const bipo_model *m, size_t rows, float ***k, float ***v, bipo_acts *acts) {
     const bipo_config *c = &m->cfg;
     size_t KVD = c->NKV * c->HD;
+    *k = xcalloc(c->L, sizeof(float *));
+    *v = xcalloc(c->L, sizeof(float *));
+    for (size_t l = 0; l < c->L; l++) {
+        (*k)[l] = m->be->alloc(rows * KVD);
+        (*v)[l] = m->be->alloc(rows * KVD);
+    }
+    bipo_acts_init(acts, 0);
+}
+static void kv_release(const bipo_model *m, float **k, float **v, bipo_acts *acts) {
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        m->be->free(k[l]);
+        m->be->free(v[l]);
+    }
+    free(k);
+    free(v);
+    bipo_acts_free(acts, m->be);
+}
+
+void bipo_kv_init(bipo_kv_cache *kv, const bipo_model *m, size_t cap) {
     kv->cap = cap;
     kv->n = 0;
-    kv->k = xcalloc(c->L, sizeof(float *));
-    kv->v = xcalloc(c->L, sizeof(float *));
-    for (size_t l = 0; l < c->L; l++) {
-        kv->k[l] = m->be->alloc(cap * KVD);
-        kv->v[l] = m->be->alloc(cap * KVD);
-    }
-    bipo_acts_init(&kv->acts, 0);
+    kv_alloc(m, cap, &kv->k, &kv->v, &kv->acts);
 }
 
 void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m) {
-    for (size_t l = 0; l < m->cfg.L; l++) {
-        m->be->free(kv->k[l]);
-        m->be->free(kv->v[l]);
-    }
-    free(kv->k);
-    free(kv->v);
-    bipo_acts_free(&kv->acts, m->be);
+    kv_release(m, kv->k, kv->v, &kv->acts);
     kv->k = kv->v = NULL;
 }
 
@@ -180,5 +197,83 @@ void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, si
     head_forward(m, a, a->resid[c->L], &row, 1, prec);
     m->be->download(logits_host, a->logits, c->V);
     kv->n = total;
+    free(pos);
+}
+
+// ---- KV-cached forward of many sequences ----------------------------------------------------
+
+void bipo_kv_batch_init(bipo_kv_batch *kv, const bipo_model *m, const size_t *cap, size_t B) {
+    kv->B = B;
+    kv->base = xmalloc((B + 1) * sizeof(size_t));
+    kv->n = xcalloc(B ? B : 1, sizeof(size_t));
+    kv->base[0] = 0;
+    for (size_t b = 0; b < B; b++) kv->base[b + 1] = kv->base[b] + cap[b];
+    // zero-initialized: layer_io.kput relies on it
+    kv_alloc(m, kv->base[B] ? kv->base[B] : 1, &kv->k, &kv->v, &kv->acts);
+}
+
+void bipo_kv_batch_free(bipo_kv_batch *kv, const bipo_model *m) {
+    kv_release(m, kv->k, kv->v, &kv->acts);
+    free(kv->base);
+    free(kv->n);
+    memset(kv, 0, sizeof *kv);
+}
+
+// The attention layout over the whole cache: sequence seq[s] queries its new rows and reads
+// its region's first n + new keys; every gap (the rest of a region, the regions of sequences
+// not in the call) is a sequence of keys without queries, which attention skips. q_off and
+// k_off are [2*(B+1)+1] caller buffers.
+static bipo_seqs cache_layout(const bipo_kv_batch *kv, const size_t *seq, size_t S,
+                              const size_t *off, size_t *q_off, size_t *k_off) {
+    size_t ns = 0, s = 0;
+    q_off[0] = k_off[0] = 0;
+    for (size_t b = 0; b < kv->B; b++) {
+        size_t end = kv->base[b], q = q_off[ns];
+        if (s < S && seq[s] == b) {
+            end += kv->n[b] + (off[s + 1] - off[s]);
+            q = off[s + 1];
+            s++;
+        }
+        ns++, q_off[ns] = q, k_off[ns] = end;         // the sequence (or an empty one)
+        ns++, q_off[ns] = q, k_off[ns] = kv->base[b + 1]; // the gap after it
+    }
+    return (bipo_seqs){ns, q_off, k_off};
+}
+
+void bipo_forward_cached_batch(bipo_model *m, bipo_kv_batch *kv, const size_t *seq, size_t S,
+                               const size_t *off, const int *tokens, const bipo_hook *hooks,
+                               size_t n_hooks, float *logits_host, bipo_matmul_precision prec) {
+    const bipo_config *c = &m->cfg;
+    size_t N = off[S];
+    int *pos = xmalloc((N ? N : 1) * sizeof(int));
+    size_t *put = xmalloc((N ? N : 1) * sizeof(size_t)), *rows = xmalloc((S ? S : 1) * sizeof(size_t));
+    for (size_t s = 0; s < S; s++) {
+        size_t b = seq[s], n = off[s + 1] - off[s];
+        CHECK(b < kv->B && (s == 0 || b > seq[s - 1]), "cached batch: sequence list not increasing");
+        CHECK(n > 0 && kv->base[b] + kv->n[b] + n <= kv->base[b + 1],
+              "KV cache of sequence %zu full: %zu + %zu tokens", b, kv->n[b], n);
+        for (size_t i = 0; i < n; i++) {
+            pos[off[s] + i] = (int)(kv->n[b] + i);
+            put[off[s] + i] = kv->base[b] + kv->n[b] + i;
+        }
+        rows[s] = off[s + 1] - 1;
+    }
+    size_t *q_off = xmalloc((4 * kv->B + 3) * sizeof(size_t)), *k_off = q_off + 2 * kv->B + 1;
+    bipo_seqs sq = cache_layout(kv, seq, S, off, q_off, k_off);
+    bipo_acts *a = &kv->acts;
+    bipo_acts_ensure(a, m, N, bipo_att_floats(&sq, c->NH), S, 0, 0);
+    m->be->embedding_forward(a->resid[0], tokens, m->wte, N, c->C);
+    for (size_t l = 0; l < c->L; l++) {
+        layer_io io = {pos, &sq, a->k[l], a->v[l], kv->k[l], kv->v[l], NULL, 0, NULL, NULL, prec,
+                       put, kv->k[l], kv->v[l]};
+        layer_forward(m, a, l, N, a->resid[l], a->resid[l + 1], &io);
+        for (size_t h = 0; h < n_hooks; h++) apply_hook(m, &hooks[h], l, a->resid[l + 1], N);
+    }
+    head_forward(m, a, a->resid[c->L], rows, S, prec);
+    m->be->download(logits_host, a->logits, S * c->V);
+    for (size_t s = 0; s < S; s++) kv->n[seq[s]] += off[s + 1] - off[s];
+    free(q_off);
+    free(rows);
+    free(put);
     free(pos);
 }

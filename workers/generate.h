@@ -1,7 +1,7 @@
 // workers/generate.h — text generation on the rank side: KV-cached decoding of a prompt, the
 // sampler (greedy, or temperature + nucleus/top-p) and its random stream (common/rng.h), with
-// an optional steering hook. One sequence per call today; the sampler keeps its state in a
-// struct of its own so that a batched decoder can hold one per sequence.
+// an optional steering hook: one sequence (bipo_generate) or many decoded together, each with
+// its own multiplier and seed (bipo_generate_batch); the sampler keeps one state per sequence.
 //
 // Shapes: V vocab; n prompt tokens; max_new_tokens new tokens at most.
 #ifndef BIPO_GENERATE_H
@@ -63,5 +63,41 @@ typedef struct {
 // the vocabulary, prompt + max_new_tokens past the model's context). stats may be NULL.
 long bipo_generate(bipo_model *m, const bipo_tokenizer *tok, const int *prompt, size_t n,
                    const bipo_gen_opts *o, int *out, bipo_gen_stats *stats);
+
+// ---- batched generation ---------------------------------------------------------------------
+// Many sequences decode together: the prompts' prefill is one packed forward, then every step
+// is one forward of one row per unfinished sequence over its own KV cache
+// (bipo_forward_cached_batch). Each sequence has its own multiplier (several multipliers of the
+// same prompt are just more sequences), steering start and sampler seed; the tokens are those
+// bipo_generate makes for that sequence alone with hook {layer, vec, mult} (steer_from 0) and
+// seed.
+typedef struct {
+    const int *prompt; // [n] token ids
+    size_t n;
+    float mult;        // steering multiplier (when the options carry a vector)
+    size_t steer_from; // first steered position: 0 = every position (BiPO's convention); n - 1 =
+                       // from the last prompt token on, i.e. the assistant's answer (CAA's)
+    uint64_t seed;     // this sequence's sampler stream (unused when greedy)
+} bipo_gen_seq;
+
+typedef struct {
+    size_t max_new_tokens;
+    double temperature;      // <= 0: greedy
+    double top_p;            // (0, 1]
+    const int *stop_ids;     // [n_stop] a sequence ends at any of these (not emitted)
+    size_t n_stop;
+    int layer;               // steered layer (0-based); -1 or vec NULL: no steering
+    const float *vec;        // [C] backend buffer
+    bipo_matmul_precision prec;
+    size_t max_batch;        // sequences in one decoding batch at most (0: all together)
+} bipo_gen_batch_opts;
+
+// Decodes every seqs[b] (b < B) into out[b * max_new_tokens ...], n_out[b] tokens. With a
+// tokenizer (may be NULL), its end-of-generation tokens stop a sequence too. 0, or -1 +
+// bipo_set_error naming the sequence (empty prompt, token outside the vocabulary, context
+// exceeded). stats (may be NULL): the prefills' and the decoding steps' wall time.
+int bipo_generate_batch(bipo_model *m, const bipo_tokenizer *tok, const bipo_gen_seq *seqs,
+                        size_t B, const bipo_gen_batch_opts *o, int *out, size_t *n_out,
+                        bipo_gen_stats *stats);
 
 #endif

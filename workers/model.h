@@ -213,4 +213,27 @@ void bipo_kv_free(bipo_kv_cache *kv, const bipo_model *m);
 void bipo_forward_cached(bipo_model *m, bipo_kv_cache *kv, const int *tokens, size_t n,
                          const bipo_hook *hook, float *logits_host, bipo_matmul_precision prec);
 
+// ---- the KV-cached forward of many sequences (batched generation: workers/generate_batch.c) --
+// Sequence b owns the cache rows [base[b], base[b+1]) (its capacity), n[b] of them filled.
+// Rows are zero until written, and each is written once.
+typedef struct {
+    size_t B;       // sequences
+    size_t *base;   // [B+1] row offsets of the sequences' regions
+    size_t *n;      // [B] tokens cached per sequence
+    float **k;      // [L] [base[B], KVD]
+    float **v;      // [L] [base[B], KVD]
+    bipo_acts acts; // inference scratch
+} bipo_kv_batch;
+void bipo_kv_batch_init(bipo_kv_batch *kv, const bipo_model *m, const size_t *cap, size_t B);
+void bipo_kv_batch_free(bipo_kv_batch *kv, const bipo_model *m);
+// One packed forward that appends tokens[off[s], off[s+1]) to sequence seq[s] (s < S; seq
+// strictly increasing, every sequence at least one token): positions continue from n[seq[s]],
+// attention reads that sequence's cached keys only (the prefill of many prompts and one
+// decode step of many sequences are both one call). hooks[n_hooks] apply in order, their masks
+// over the call's N = off[S] rows (several multipliers in one batch: one hook each, disjoint
+// masks). logits_host [S, V]: each sequence's last new token.
+void bipo_forward_cached_batch(bipo_model *m, bipo_kv_batch *kv, const size_t *seq, size_t S,
+                               const size_t *off, const int *tokens, const bipo_hook *hooks,
+                               size_t n_hooks, float *logits_host, bipo_matmul_precision prec);
+
 #endif

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "kernels.h" // defines: bipo_backend_open
+#include "model.h"   // defines: bipo_model_load
 #include "tensors.h"
 #include "util.h"
 
@@ -438,4 +441,23 @@ int tm_write_gguf(const tm_spec *s, const char *path, uint32_t dtype2d, int vers
     tm_buf_free(&data);
     tm_buf_free(&f);
     return rc;
+}
+
+int tm_load_tiny_hf(const tm_spec *s, char tmp[64], bipo_model *m) {
+    char dir[128];
+    snprintf(tmp, 64, "/tmp/bipo-tm-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        bipo_set_error("mkdtemp: cannot create %s", tmp);
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%s/tiny-hf", tmp);
+    mkdir(dir, 0755);
+    if (tm_write_hf(s, dir, BIPO_DT_F32, 1) != 0) return -1;
+    return bipo_model_load(m, dir, bipo_backend_open("cpu", 0));
+}
+
+void tm_remove(const char *tmp) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmp);
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model.h" // defines: bipo_model
+
 typedef struct {
     int mistral;               // architectures ["MistralForCausalLM"], model_type "mistral"
     size_t L, C, NH, NKV, HD, FF, V;
@@ -56,5 +58,11 @@ void tm_put_str(tm_buf *b, const char *s);   // GGUF string: u64 length + bytes
 void tm_pad(tm_buf *b, size_t align);        // zero bytes up to a multiple of align
 int tm_buf_save(const tm_buf *b, const char *path); // 0 or -1 (+ bipo error)
 void tm_buf_free(tm_buf *b);
+
+// Writes the model as an HF F32 directory <tmp>/tiny-hf under a fresh /tmp/bipo-tm-XXXXXX
+// (its path into tmp[64]) and loads it on the CPU backend into *m. 0, or -1 + bipo error.
+// tm_remove removes tmp again.
+int tm_load_tiny_hf(const tm_spec *s, char tmp[64], bipo_model *m);
+void tm_remove(const char *tmp);
 
 #endif
