@@ -21,12 +21,13 @@
 //     neutral_text: path | {path: P, multipliers: [...]}       # mean log-prob of a plain text
 //                                                 # (multipliers default [-1, 0, 1]; each arm of
 //                                                 # `methods` is scored at each)
-//     compose:                                    # `eval` command: sums of library vectors
+//     compose:                                    # sums of library vectors (`eval`, and `train`
+//                                                 # on rank 0 after its last job)
 //       - name: NAME
 //         model: ID                               # default: the first model of the config
 //         behavior: B                             # items from; default: the first term's
 //         terms: [{behavior: B, layer: L, method: bipo|caa|caa_norm_matched, multiplier: M}, ...]
-//     transfer:                                   # `eval` command: a vector on another model
+//     transfer:                                   # a vector on another model / layers (same)
 //       - name: NAME
 //         from: {model: ID, behavior: B, layer: L, method: bipo|caa|caa_norm_matched}
 //         to: {model: ID, layers: [L, ...]}       # a config model; layers default [from.layer]
