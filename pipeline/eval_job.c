@@ -60,7 +60,7 @@ int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_
             return -1;
         }
         for (size_t a = 0; a < n_arms; a++) merge_into(&out[a], &r[a], at), bipo_ab_result_free(&r[a]);
-        bipo_eval_progress_tick(pr, "", at + part.n, items->n, n_arms, t0);
+        bipo_eval_progress_tick(pr, "", at + part.n, items->n, n_arms, 0, t0);
     }
     free(r);
     return 0;

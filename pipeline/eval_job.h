@@ -37,10 +37,11 @@ typedef struct {
     int quiet;         // the last line of each set only
     bipo_sink *sink;   // its poll, when set, runs at every tick; NULL = none
 } bipo_eval_progress;
-// One tick: poll, then "<label>[ what]: done/n items x n_arms arms, x items/s, ETA t" (t0: the
-// set's start).
+// One tick: poll, then "<label>[ what]: done/n items x n_arms arms, x items/s, ETA t" (every arm
+// on the same items at once), or with `pairs` (arms one after another) "done/n (item, arm)
+// pairs of n_arms arms, x pairs/s, ETA t". t0: the set's start.
 void bipo_eval_progress_tick(const bipo_eval_progress *pr, const char *what, size_t done, size_t n,
-                             size_t n_arms, double t0);
+                             size_t n_arms, int pairs, double t0);
 // A/B curves of arms on items, in chunks with a progress tick each, chunk results merged (means
 // weighted by items; item_logodds concatenated). out[n_arms].
 int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_arms,

@@ -21,14 +21,14 @@
 enum { MC_CHUNK = 8 }; // items per worker call: the progress line's and the poll's granularity
 
 void bipo_eval_progress_tick(const bipo_eval_progress *pr, const char *what, size_t done, size_t n,
-                             size_t n_arms, double t0) {
+                             size_t n_arms, int pairs, double t0) {
     if (pr->sink && pr->sink->poll) pr->sink->poll(pr->sink); // rank 0: other leaders' messages
     if (pr->quiet && done != n) return;
     double el = bipo_now() - t0, rate = done / (el > 0 ? el : 1e-9);
     char eta[32];
     bipo_fmt_duration(eta, sizeof eta, (double)(n - done) / rate);
-    printf("%s%s%s: %zu/%zu items x %zu arms, %.1f items/s, ETA %s\n", pr->label, *what ? " " : "", what, done, n,
-           n_arms, rate, eta);
+    printf("%s%s%s: %zu/%zu %s %zu arms, %.1f %s/s, ETA %s\n", pr->label, *what ? " " : "", what, done, n,
+           pairs ? "(item, arm) pairs of" : "items x", n_arms, rate, pairs ? "pairs" : "items", eta);
     fflush(stdout);
 }
 
@@ -82,7 +82,7 @@ static int mc_set(const mc_kind *k, const bipo_eval_ctx *ec, const bipo_eval_arm
             if ((rc = mc_part(k, ec, &arms[a], set, at, part, o, &r)) != 0) break;
             for (int i = 0; i < 2; i++)
                 for (size_t m = 0; m < M; m++) sum[i * M + m] += (*mc_field(&r, k, i))[m] * (double)mc_count(&r, k);
-            bipo_eval_progress_tick(pr, k->table, a * n + at + part, na * n, na, t0);
+            bipo_eval_progress_tick(pr, k->table, a * n + at + part, na * n, na, 1, t0);
         }
         if (!rc) {
             for (size_t q = 0; q < 2 * M; q++) sum[q] /= (double)n;
@@ -154,7 +154,7 @@ static int run_text(const bipo_eval_ctx *ec, const bipo_eval_cfg *e, const bipo_
         if ((rc = bipo_eval_text(ec, &arms[a], text, len, &o, &r)) == 0) {
             if (!tab) tab = set_table(ev, "neutral", e->neutral.path, sha, "n_tokens", r.n_text_tokens);
             arm_table(tab, &r, F, &r.mean_logprob, 1, "n_tokens", r.n_text_tokens);
-            bipo_eval_progress_tick(pr, "neutral", a + 1, na, na, t0);
+            bipo_eval_progress_tick(pr, "neutral", a + 1, na, na, 1, t0);
         }
         bipo_mc_result_free(&r);
     }

@@ -127,7 +127,7 @@ out=$("$BIN" eval "$T/a2.yaml" --output "$T/a2.h5" --quiet 2>&1); rc=$?
 check "(control) eval of a missing library fails" test $rc -ne 0
 cp "$T/a.h5" "$T/a2.h5"
 out=$("$BIN" eval "$T/a2.yaml" --output "$T/a2.h5" --quiet 2>&1); rc=$?
-check "changed mmlu.max_items re-evaluates ($out)" bash -c "[ $rc -eq 0 ] && grep -q '1 evaluated' <<<\"\$0\" && grep -q 'mmlu: 8/8 items x 4 arms' <<<\"\$0\"" "$out"
+check "changed mmlu.max_items re-evaluates ($out)" bash -c "[ $rc -eq 0 ] && grep -q '1 evaluated' <<<\"\$0\" && grep -q 'mmlu: 8/8 (item, arm) pairs of 4 arms, .* pairs/s, ETA' <<<\"\$0\"" "$out"
 check "... with 2 MMLU items stored" bash -c "'$BIN' inspect '$T/a2.h5' --json | $PY -c 'import json,sys; assert json.load(sys.stdin)[\"runs\"][0][\"eval\"][\"mmlu\"][\"n_items\"] == 2'"
 check "inspect table: multiplier row and a p_match row per method" \
   bash -c "grep -q 'multiplier .*-2 .*2 .*slope' <<<\"\$0\" && grep -q '^  caa_norm_matched ' <<<\"\$0\"" "$tbl"
