@@ -60,7 +60,8 @@ static int print_json(bipo_store *st, const char *path, const bipo_listing *l) {
     json_object_set_new(o, "runs", runs);
     json_object_set_new(o, "checkpoints", cks);
     json_object_set_new(o, "provenance", prov);
-    if (bipo_inspect_eval_library_json(st, o) != 0) return json_decref(o), -1;
+    if (bipo_inspect_eval_library_json(st, o) != 0 || bipo_inspect_sweep_json(st, l, o) != 0)
+        return json_decref(o), -1;
     char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(1));
     printf("%s\n", s);
     free(s);

@@ -77,32 +77,38 @@ static int read_prompt(Y *x, yaml_node_t *v, const char *key, bipo_eval_prompt_c
     return 0;
 }
 
-static int read_set(Y *x, yaml_node_t *v, const char *key, bipo_eval_set_cfg *s) {
-    static const char *const SK[] = {"path", "max_items", NULL};
+// A list of distinct numbers at key (at least min_n of them) into *out / *n.
+static int read_multipliers(Y *x, yaml_node_t *v, const char *key, size_t min_n, double **out, size_t *n_out) {
+    yaml_node_item_t *it = NULL;
+    long n = list_of(x, v, key, "numbers like [-2, -1, 0, 1, 2]", &it);
+    if (n < 0) return -1;
+    double *m = *out = xcalloc((size_t)n, sizeof *m);
+    for (long i = 0; i < n; i++) {
+        char k[192];
+        snprintf(k, sizeof k, "%.160s[%ld]", key, i);
+        yaml_node_t *mi = bipo_yaml_node(x, it[i]);
+        if (bipo_yaml_double(x, mi, k, &m[i])) return -1;
+        for (long j = 0; j < i; j++)
+            if (m[j] == m[i]) return FAIL_AT(mi, k, "multiplier %g is listed twice", m[i]);
+        *n_out = (size_t)i + 1;
+    }
+    if ((size_t)n < min_n) return FAIL_AT(v, key, "needs at least 2 multipliers (a slope needs two points)");
+    return 0;
+}
+
+// {path, max_items, multipliers} (max_items refused when !items: the neutral text), or, when
+// path_alone, a plain path.
+static int read_set(Y *x, yaml_node_t *v, const char *key, int items, int path_alone, bipo_eval_set_cfg *s) {
+    static const char *const SK[] = {"path", "max_items", "multipliers", NULL}, *const TK[] = {"path", "multipliers", NULL};
     yaml_node_t *n;
-    if (bipo_yaml_check_keys(x, v, key, SK)) return -1;
+    if (path_alone && v->type == YAML_SCALAR_NODE) return bipo_yaml_path(x, v, key, &s->path);
+    if (bipo_yaml_check_keys(x, v, key, items ? SK : TK)) return -1;
     if (!(n = bipo_yaml_get(x, v, "path"))) return FAIL_AT(v, K(key, "path"), "missing (the data file)");
     if (bipo_yaml_path(x, n, K(key, "path"), &s->path)) return -1;
     if ((n = bipo_yaml_get(x, v, "max_items")) && bipo_yaml_size(x, n, K(key, "max_items"), 0, &s->max_items))
         return -1;
-    return 0;
-}
-
-static int read_multipliers(Y *x, yaml_node_t *v, bipo_eval_cfg *e) {
-    yaml_node_item_t *it = NULL;
-    long n = list_of(x, v, "eval.multipliers", "numbers like [-2, -1, 0, 1, 2]", &it);
-    if (n < 0) return -1;
-    e->mult = xcalloc((size_t)n, sizeof *e->mult);
-    for (long i = 0; i < n; i++) {
-        char key[48];
-        snprintf(key, sizeof key, "eval.multipliers[%ld]", i);
-        yaml_node_t *m = bipo_yaml_node(x, it[i]);
-        if (bipo_yaml_double(x, m, key, &e->mult[i])) return -1;
-        for (long j = 0; j < i; j++)
-            if (e->mult[j] == e->mult[i]) return FAIL_AT(m, key, "multiplier %g is listed twice", e->mult[i]);
-        e->n_mult = (size_t)i + 1;
-    }
-    if (n < 2) return FAIL_AT(v, "eval.multipliers", "needs at least 2 multipliers (a slope needs two points)");
+    if ((n = bipo_yaml_get(x, v, "multipliers")) && read_multipliers(x, n, K(key, "multipliers"), 1, &s->mult, &s->n_mult))
+        return -1;
     return 0;
 }
 
@@ -272,7 +278,7 @@ int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_ev
     yaml_node_t *n;
     int i;
     if ((n = bipo_yaml_get(x, v, "multipliers"))) {
-        if (read_multipliers(x, n, e)) return -1;
+        if (read_multipliers(x, n, "eval.multipliers", 2, &e->mult, &e->n_mult)) return -1;
     } else {
         e->n_mult = sizeof DEFAULT_MULT / sizeof *DEFAULT_MULT;
         e->mult = xcalloc(e->n_mult, sizeof *e->mult);
@@ -299,10 +305,9 @@ int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_ev
     }
     if ((n = bipo_yaml_get(x, v, "prompt")) && read_prompt(x, n, "eval.prompt", &e->prompt)) return -1;
     if ((n = bipo_yaml_get(x, v, "prompts")) && read_prompts(x, n, c, e)) return -1;
-    if ((n = bipo_yaml_get(x, v, "mmlu")) && read_set(x, n, "eval.mmlu", &e->mmlu)) return -1;
-    if ((n = bipo_yaml_get(x, v, "truthfulqa")) && read_set(x, n, "eval.truthfulqa", &e->truthfulqa)) return -1;
-    if ((n = bipo_yaml_get(x, v, "neutral_text")) && bipo_yaml_path(x, n, "eval.neutral_text", &e->neutral_text))
-        return -1;
+    if ((n = bipo_yaml_get(x, v, "mmlu")) && read_set(x, n, "eval.mmlu", 1, 0, &e->mmlu)) return -1;
+    if ((n = bipo_yaml_get(x, v, "truthfulqa")) && read_set(x, n, "eval.truthfulqa", 1, 0, &e->truthfulqa)) return -1;
+    if ((n = bipo_yaml_get(x, v, "neutral_text")) && read_set(x, n, "eval.neutral_text", 0, 1, &e->neutral)) return -1;
     if ((n = bipo_yaml_get(x, v, "compose")) &&
         read_named_list(x, n, "eval.compose", c, sizeof *e->compose, c_one, (void **)&e->compose, &e->n_compose))
         return -1;
@@ -315,8 +320,9 @@ int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_ev
 static void prompt_free(bipo_eval_prompt_cfg *p) { free(p->behavior), free(p->plus), free(p->minus); }
 
 void bipo_eval_cfg_free(bipo_eval_cfg *e) {
-    free(e->mult), free(e->test_data), free(e->neutral_text);
-    free(e->mmlu.path), free(e->truthfulqa.path);
+    free(e->mult), free(e->test_data);
+    bipo_eval_set_cfg *sets[3] = {&e->mmlu, &e->truthfulqa, &e->neutral};
+    for (int i = 0; i < 3; i++) free(sets[i]->path), free(sets[i]->mult);
     prompt_free(&e->prompt);
     for (size_t i = 0; i < e->n_prompts; i++) prompt_free(&e->prompts[i]);
     free(e->prompts);
@@ -352,6 +358,14 @@ static void hash_str(bipo_sha256 *h, const char *s) { // length-prefixed: "ab"+"
     if (s) bipo_sha256_update(h, s, strlen(s));
 }
 
+static void hash_mult(bipo_sha256 *h, const double *m, size_t n) {
+    char buf[40];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "%.17g,", m[i]);
+        hash_str(h, buf);
+    }
+}
+
 void bipo_eval_settings_hash(const bipo_eval_cfg *e, const char *behavior, const char *items_hash,
                              char out[65]) {
     char buf[256];
@@ -360,13 +374,18 @@ void bipo_eval_settings_hash(const bipo_eval_cfg *e, const char *behavior, const
     snprintf(buf, sizeof buf, "bipo-eval-v1|pos=%d|proto=%d|eos=%d|methods=%u|max=%zu|mult=", (int)e->positions,
              (int)e->protocol, e->score_eos, e->methods, e->max_items);
     hash_str(&h, buf);
-    for (size_t i = 0; i < e->n_mult; i++) {
-        snprintf(buf, sizeof buf, "%.17g,", e->mult[i]);
-        hash_str(&h, buf);
-    }
+    hash_mult(&h, e->mult, e->n_mult);
     const char *plus, *minus;
     bipo_eval_prompts_for(e, behavior, &plus, &minus);
     hash_str(&h, items_hash), hash_str(&h, plus), hash_str(&h, minus);
+    // the knowledge sets only when set: configs without them keep their earlier hashes
+    const bipo_eval_set_cfg *sets[3] = {&e->mmlu, &e->truthfulqa, &e->neutral};
+    for (int i = 0; i < 3; i++) {
+        if (!sets[i]->path) continue;
+        snprintf(buf, sizeof buf, "|set%d|max=%zu|", i, sets[i]->max_items);
+        hash_str(&h, buf), hash_str(&h, sets[i]->path);
+        hash_mult(&h, sets[i]->mult, sets[i]->n_mult);
+    }
     bipo_sha256_hex(&h, out);
 }
 

@@ -16,15 +16,18 @@
 //     prompt: {plus: TEXT, minus: TEXT}           # prompting baseline's system prompts
 //                                                 # (default: docs/EVAL.md's generic ones)
 //     prompts: {<behavior>: {plus: TEXT, minus: TEXT}, ...}   # per behavior, over `prompt`
-//     mmlu: {path: P, max_items: N}               # parsed and validated; run by evaldata's
-//     truthfulqa: {path: P, max_items: N}         # workers/eval_mc.h when it lands
-//     neutral_text: path
-//     compose:                                    # `eval` command: sums of library vectors
+//     mmlu: {path: P, max_items: N, multipliers: [-1, 0, 1]}   # knowledge (workers/eval_mc.h)
+//     truthfulqa: {path: P, max_items: N, multipliers: [...]}  # MC1 / MC2 of every arm
+//     neutral_text: path | {path: P, multipliers: [...]}       # mean log-prob of a plain text
+//                                                 # (multipliers default [-1, 0, 1]; each arm of
+//                                                 # `methods` is scored at each)
+//     compose:                                    # sums of library vectors (`eval`, and `train`
+//                                                 # on rank 0 after its last job)
 //       - name: NAME
 //         model: ID                               # default: the first model of the config
 //         behavior: B                             # items from; default: the first term's
 //         terms: [{behavior: B, layer: L, method: bipo|caa|caa_norm_matched, multiplier: M}, ...]
-//     transfer:                                   # `eval` command: a vector on another model
+//     transfer:                                   # a vector on another model / layers (same)
 //       - name: NAME
 //         from: {model: ID, behavior: B, layer: L, method: bipo|caa|caa_norm_matched}
 //         to: {model: ID, layers: [L, ...]}       # a config model; layers default [from.layer]
@@ -49,6 +52,8 @@ const char *bipo_eval_method_name(unsigned bit);
 typedef struct {
     char *path;       // resolved, NULL = not set
     size_t max_items; // 0 = all
+    double *mult;     // multipliers of the arms on this set; NULL = -1, 0, +1
+    size_t n_mult;
 } bipo_eval_set_cfg;
 
 typedef struct {
@@ -95,8 +100,7 @@ struct bipo_eval_cfg {
     bipo_eval_prompt_cfg prompt;  // eval-wide
     bipo_eval_prompt_cfg *prompts; // per behavior
     size_t n_prompts;
-    bipo_eval_set_cfg mmlu, truthfulqa;
-    char *neutral_text;
+    bipo_eval_set_cfg mmlu, truthfulqa, neutral; // neutral: the neutral_text (max_items unused)
     bipo_compose_cfg *compose;
     size_t n_compose;
     bipo_transfer_cfg *transfer;
@@ -113,7 +117,8 @@ void bipo_eval_cfg_free(bipo_eval_cfg *e);
 void bipo_eval_prompts_for(const bipo_eval_cfg *e, const char *behavior, const char **plus,
                            const char **minus);
 // sha256 hex of what decides the A/B numbers of a behavior's runs: multipliers, positions,
-// protocol, score_eos, methods, max_items, the items' data hash, the prompts.
+// protocol, score_eos, methods, max_items, the items' data hash, the prompts, and (when set)
+// the mmlu / truthfulqa / neutral_text paths, max_items and multipliers.
 void bipo_eval_settings_hash(const bipo_eval_cfg *e, const char *behavior, const char *items_hash,
                              char out[65]);
 // The seed splitting behaviors without test_data (eval.split_seed, else train.seed).

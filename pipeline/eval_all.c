@@ -6,6 +6,8 @@
 // entries on that model, filed under /eval/compose/<name> and /eval/transfer/<name>.
 // Under mpirun rank 0 does all of it and the other ranks return at once (the simplest correct
 // split: evaluation is short next to training, and one writer needs no messages).
+// bipo_eval_entries is the compose / transfer half alone: `train` runs it on rank 0 after its
+// last job (sched.c), on the vectors just stored.
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@ typedef struct {
     bipo_listing l;
     const bipo_config_file *c;
     const bipo_run_opts *o;
+    int runs;   // 1: the jobs' runs too (`eval`); 0: compose / transfer only (after `train`)
     size_t n_done, n_skipped, n_missing;
 } lib_state;
 
@@ -85,11 +88,12 @@ static int eval_entry(lib_state *ls, const bipo_eval_ctx *ec, const char *kind, 
     snprintf(label, sizeof label, "  eval %s %s", kind, name);
     bipo_ab_opts o = {e->mult, e->n_mult, e->positions, e->protocol, e->score_eos};
     bipo_ab_result *res = xcalloc(na, sizeof *res);
+    bipo_eval_progress pr = {label, ls->o->quiet, NULL};
+    bipo_eval_table t;
+    bipo_eval_table_init(&t, name);
     bipo_eval_ctx ecf = *ec; // the items in the form the behavior's runs were trained in
     ecf.form = &d->form;
-    if (bipo_eval_arms(&ecf, arms, na, &items, &o, label, ls->o->quiet, res) == 0) {
-        bipo_eval_table t;
-        bipo_eval_table_init(&t, name);
+    if (bipo_eval_arms(&ecf, arms, na, &items, &o, &pr, res) == 0) {
         BIPO_EVAL_ATTR(&t, BIPO_ATTR_S("settings_hash", full));
         BIPO_EVAL_ATTR(&t, BIPO_ATTR_S("vectors", what));
         BIPO_EVAL_ATTR(&t, BIPO_ATTR_S("behavior", bc->name));
@@ -98,10 +102,10 @@ static int eval_entry(lib_state *ls, const bipo_eval_ctx *ec, const char *kind, 
         for (size_t a = 0; a < na; a++) bipo_eval_ab_table(ab, &res[a]), bipo_ab_result_free(&res[a]);
         snprintf(path, sizeof path, "eval/%s", kind);
         bipo_eval_where w = {NULL, path};
-        rc = bipo_eval_write(ls->s, &w, &t, 1);
-        bipo_eval_table_free(&t);
+        rc = bipo_eval_knowledge(&ecf, e, arms, na, &pr, &t) != 0 ? -1 : bipo_eval_write(ls->s, &w, &t, 1);
         ls->n_done += rc == 0;
     }
+    bipo_eval_table_free(&t);
     free(res);
 out:
     bipo_pairs_free(&own);
@@ -173,7 +177,16 @@ static int transfer_one(lib_state *ls, const bipo_eval_ctx *ec, const bipo_trans
     return rc;
 }
 
-// Every job of model m, then its compose and transfer entries.
+// Whether model m has compose or transfer entries (the only work when !ls->runs).
+static int has_entries(const bipo_eval_cfg *e, const char *id) {
+    for (size_t i = 0; i < e->n_compose; i++)
+        if (!strcmp(e->compose[i].model, id)) return 1;
+    for (size_t i = 0; i < e->n_transfer; i++)
+        if (!strcmp(e->transfer[i].to_model, id)) return 1;
+    return 0;
+}
+
+// Every job of model m (when ls->runs), then its compose and transfer entries.
 static int eval_model(lib_state *ls, size_t m, const bipo_backend *be, bipo_behavior_data *bd) {
     const bipo_config_file *c = ls->c;
     const bipo_model_cfg *mc = &c->models[m];
@@ -192,7 +205,7 @@ static int eval_model(lib_state *ls, size_t m, const bipo_backend *be, bipo_beha
     printf("model %s: %zu layers, hidden %zu, template %s\n", mc->id, model.cfg.L, model.cfg.C, tpl->name);
     bipo_sink sink = {NULL, NULL, NULL, ls, root_sink_eval};
     const bipo_layer_list *layers = bipo_config_model_layers(c, m);
-    for (size_t b = 0; b < c->n_behaviors; b++)
+    for (size_t b = 0; ls->runs && b < c->n_behaviors; b++)
         for (size_t li = 0; li < layers->n; li++) {
             size_t L = layers->v[li];
             char hash[65], run[BIPO_NAME_MAX], path[6 * BIPO_NAME_MAX], have_hash[65], want[65], ih[65];
@@ -246,7 +259,7 @@ out:
     return rc;
 }
 
-int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o) {
+static int eval_library(const bipo_config_file *c, const bipo_run_opts *o, int runs) {
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank != 0) return 0;
@@ -264,7 +277,7 @@ int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o) {
         fprintf(stderr, "bipo-pipeline eval: %s\n", bipo_last_error());
         return 1;
     }
-    lib_state ls = {.c = c, .o = o};
+    lib_state ls = {.c = c, .o = o, .runs = runs};
     bipo_behavior_data *bd = xcalloc(c->n_behaviors, sizeof *bd);
     int rc = 1;
     double t0 = bipo_now();
@@ -275,7 +288,7 @@ int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o) {
     for (size_t b = 0; b < c->n_behaviors; b++)
         if (bipo_load_behavior(c, &c->behaviors[b], &bd[b]) != 0) goto out;
     for (size_t m = 0; m < c->n_models; m++)
-        if (eval_model(&ls, m, be, bd) != 0) goto out;
+        if ((runs || has_entries(c->eval, c->models[m].id)) && eval_model(&ls, m, be, bd) != 0) goto out;
     char el[32];
     bipo_fmt_duration(el, sizeof el, bipo_now() - t0);
     printf("eval complete in %s: %zu evaluated, %zu already evaluated, %zu without a run: %s\n", el, ls.n_done,
@@ -289,3 +302,6 @@ out:
     bipo_store_close(ls.s);
     return rc;
 }
+
+int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o) { return eval_library(c, o, 1); }
+int bipo_eval_entries(const bipo_config_file *c, const bipo_run_opts *o) { return eval_library(c, o, 0); }

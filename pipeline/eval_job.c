@@ -1,6 +1,8 @@
 // pipeline/eval_job.c — one run's evaluation (see eval_job.h): the arms the config asks for
 // (BiPO's vector, CAA's and its norm-matched copy, the prompting baseline) on the behavior's
-// held-out items, measured in chunks with a progress line, filed as tables under the run.
+// held-out items, measured in chunks with a progress line, then on the knowledge sets
+// (eval_knowledge.c), filed as tables under the run. Between chunks the sink's poll runs, so
+// rank 0 keeps serving the other leaders while it evaluates.
 #include "eval_job.h"
 
 #include <math.h>
@@ -43,7 +45,7 @@ static void merge_into(bipo_ab_result *acc, const bipo_ab_result *r, size_t done
 }
 
 int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_arms,
-                   const bipo_pairs *items, const bipo_ab_opts *o, const char *label, int quiet,
+                   const bipo_pairs *items, const bipo_ab_opts *o, const bipo_eval_progress *pr,
                    bipo_ab_result *out) {
     bipo_ab_result *r = xcalloc(n_arms, sizeof *r);
     memset(out, 0, n_arms * sizeof *out);
@@ -58,15 +60,7 @@ int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_
             return -1;
         }
         for (size_t a = 0; a < n_arms; a++) merge_into(&out[a], &r[a], at), bipo_ab_result_free(&r[a]);
-        size_t done = at + part.n;
-        double el = bipo_now() - t0, rate = done / (el > 0 ? el : 1e-9);
-        if (!quiet || done == items->n) {
-            char eta[32];
-            bipo_fmt_duration(eta, sizeof eta, (double)(items->n - done) / rate);
-            printf("%s: %zu/%zu items x %zu arms, %.1f items/s, ETA %s\n", label, done, items->n, n_arms,
-                   rate, eta);
-            fflush(stdout);
-        }
+        bipo_eval_progress_tick(pr, "", at + part.n, items->n, n_arms, 0, t0);
     }
     free(r);
     return 0;
@@ -165,11 +159,17 @@ int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *
     }
     bipo_ab_opts o = {e->mult, e->n_mult, e->positions, e->protocol, e->score_eos};
     bipo_ab_result res[4];
+    bipo_eval_progress pr = {label, j->o->quiet, j->sink};
     double t0 = bipo_now();
-    if (bipo_eval_arms(&ec, arms, na, &items, &o, label, j->o->quiet, res) != 0) goto out;
+    if (bipo_eval_arms(&ec, arms, na, &items, &o, &pr, res) != 0) goto out;
     bipo_eval_table tabs[2];
     bipo_eval_table_init(&tabs[0], "eval");
     bipo_eval_table_init(&tabs[1], "."); // the CAA vectors beside the run's BiPO vector
+    if (bipo_eval_knowledge(&ec, e, arms, na, &pr, &tabs[0]) != 0) {
+        for (size_t a = 0; a < na; a++) bipo_ab_result_free(&res[a]);
+        bipo_eval_table_free(&tabs[0]), bipo_eval_table_free(&tabs[1]);
+        goto out;
+    }
     bipo_eval_settings_hash(e, j->bc->name, ihash, shash);
     BIPO_EVAL_ATTR(&tabs[0], BIPO_ATTR_S("settings_hash", shash));
     BIPO_EVAL_ATTR(&tabs[0], BIPO_ATTR_I("n_items", (int64_t)items.n));

@@ -25,13 +25,34 @@ int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *
 // with the same settings hash), then the compose and transfer entries. Rank 0 alone; the
 // other ranks of an mpirun return at once. 0 ok, 1 on a failure (message printed).
 int bipo_eval_all(const bipo_config_file *c, const bipo_run_opts *o);
+// The compose and transfer entries alone (what `train` runs on rank 0 after its last job, when
+// the config has any). Same return as bipo_eval_all.
+int bipo_eval_entries(const bipo_config_file *c, const bipo_run_opts *o);
 
-// ---- the pieces (eval_job.c, eval_arms.c) ------------------------------------------------------
-// A/B curves of arms on items, in chunks with a progress line ("<label>: i/n items, x items/s,
-// ETA"), chunk results merged (means weighted by items; item_logodds concatenated). out[n_arms].
+// ---- the pieces (eval_job.c, eval_knowledge.c) -------------------------------------------------
+// How a long evaluation reports and stays responsive: a progress line per chunk, and the sink's
+// poll between chunks and arms (rank 0's sink serves the other leaders' messages meanwhile).
+typedef struct {
+    const char *label; // "<prefix>  eval <behavior> / layer L"
+    int quiet;         // the last line of each set only
+    bipo_sink *sink;   // its poll, when set, runs at every tick; NULL = none
+} bipo_eval_progress;
+// One tick: poll, then "<label>[ what]: done/n items x n_arms arms, x items/s, ETA t" (every arm
+// on the same items at once), or with `pairs` (arms one after another) "done/n (item, arm)
+// pairs of n_arms arms, x pairs/s, ETA t". t0: the set's start.
+void bipo_eval_progress_tick(const bipo_eval_progress *pr, const char *what, size_t done, size_t n,
+                             size_t n_arms, int pairs, double t0);
+// A/B curves of arms on items, in chunks with a progress tick each, chunk results merged (means
+// weighted by items; item_logodds concatenated). out[n_arms].
 int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_arms,
-                   const bipo_pairs *items, const bipo_ab_opts *o, const char *label, int quiet,
+                   const bipo_pairs *items, const bipo_ab_opts *o, const bipo_eval_progress *pr,
                    bipo_ab_result *out);
+// Knowledge and truthfulness: the config's mmlu / truthfulqa / neutral_text sets (those set),
+// every arm at each set's multipliers (default -1, 0, +1), as the child tables mmlu/<arm>
+// {multipliers, accuracy, p_correct}, truthfulqa/<arm> {multipliers, mc1, mc2} and
+// neutral/<arm> {multipliers, mean_logprob} of ev. 0, or -1 + bipo_set_error.
+int bipo_eval_knowledge(const bipo_eval_ctx *ec, const bipo_eval_cfg *e, const bipo_eval_arm *arms,
+                        size_t na, const bipo_eval_progress *pr, bipo_eval_table *ev);
 // One arm's result as the table ab/<name> (multipliers, p_match, logodds, item_logodds;
 // logodds_slope, anti_steerable, protocol, positions, n_items).
 void bipo_eval_ab_table(bipo_eval_table *ab, const bipo_ab_result *r);

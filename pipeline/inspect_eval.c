@@ -1,7 +1,9 @@
 // pipeline/inspect_eval.c — the evaluation part of `inspect` (cmd_inspect.c calls in): every
 // run's eval tree read back generically (pipeline/store_eval.h) as JSON, and the short tables:
-// p_match per multiplier and method for each evaluated run, and for a layer sweep (a behavior
-// evaluated at several layers) the range p(max m) - p(min m) per layer and method, best marked.
+// p_match per multiplier and method for each evaluated run (and its MMLU / TruthfulQA / neutral
+// text values per multiplier), and for a layer sweep (a behavior evaluated at several layers)
+// the range p(max m) - p(min m) per layer and method, best marked — as a table and, from the
+// same function (sweep_collect), as the JSON's "sweep".
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -77,55 +79,131 @@ static double range_of(const bipo_eval_table *arm) {
     return p[hi] - p[lo];
 }
 
-// "multiplier" row then one p_match row per arm.
-void bipo_inspect_ab_rows(const bipo_eval_table *ab, const char *indent) {
+// "multiplier" row then one `key` row per arm (kids of parent), with the log-odds slope when asked.
+static void value_rows(const bipo_eval_table *parent, const char *key, const char *indent, int slope) {
     size_t nm = 0;
-    const double *m = ab->n_kids ? arr(&ab->kids[0], "multipliers", &nm) : NULL;
+    const double *m = parent->n_kids ? arr(&parent->kids[0], "multipliers", &nm) : NULL;
     printf("%s%-18s", indent, "multiplier");
     for (size_t k = 0; k < nm; k++) printf(" %7g", m[k]);
-    printf("   slope\n");
-    for (size_t a = 0; a < ab->n_kids; a++) {
+    printf(slope ? "   slope\n" : "\n");
+    for (size_t a = 0; a < parent->n_kids; a++) {
         size_t np;
-        const double *p = arr(&ab->kids[a], "p_match", &np);
-        const bipo_attr *sl = bipo_eval_attr_get(ab->kids[a].attrs, ab->kids[a].n_attrs, "logodds_slope");
-        printf("%s%-18s", indent, ab->kids[a].name);
+        const double *p = arr(&parent->kids[a], key, &np);
+        printf("%s%-18s", indent, parent->kids[a].name);
         for (size_t k = 0; k < np; k++) printf(" %7.3f", p[k]);
-        printf(" %7.3f\n", sl ? sl->d : NAN);
+        if (slope) {
+            const bipo_attr *sl = bipo_eval_attr_get(parent->kids[a].attrs, parent->kids[a].n_attrs, "logodds_slope");
+            printf(" %7.3f", sl ? sl->d : NAN);
+        }
+        printf("\n");
     }
 }
 
-static void sweep_table(bipo_store *s, const bipo_listing *l, size_t i0, size_t i1) {
-    const char *methods[] = {"bipo", "caa", "caa_norm_matched", "prompt"};
-    double r[64][4];
-    int layer[64];
-    size_t nl = 0;
-    for (size_t i = i0; i < i1 && nl < 64; i++) {
+void bipo_inspect_ab_rows(const bipo_eval_table *ab, const char *indent) { value_rows(ab, "p_match", indent, 1); }
+
+// The knowledge sets of an eval tree (eval_knowledge.c): one short table per stored value.
+static void knowledge_rows(const bipo_eval_table *ev) {
+    static const char *const SET[][3] = {{"mmlu", "accuracy", "n_items"}, {"mmlu", "p_correct", "n_items"},
+                                         {"truthfulqa", "mc1", "n_items"}, {"truthfulqa", "mc2", "n_items"},
+                                         {"neutral", "mean_logprob", "n_tokens"}};
+    for (size_t i = 0; i < sizeof SET / sizeof *SET; i++) {
+        const bipo_eval_table *t = bipo_eval_table_find(ev, SET[i][0]);
+        if (!t || !t->n_kids) continue;
+        const bipo_attr *n = bipo_eval_attr_get(t->attrs, t->n_attrs, SET[i][2]);
+        printf("  %s %s (%lld %s)\n", SET[i][0], SET[i][1], n ? (long long)n->i : 0LL, SET[i][2] + 2);
+        value_rows(t, SET[i][1], "    ", 0);
+    }
+}
+
+// ---- layer sweeps: one behavior of one model evaluated at several layers ---------------------
+enum { SWEEP_MAX = 64, N_METHODS = 4 };
+static const char *const METHODS[N_METHODS] = {"bipo", "caa", "caa_norm_matched", "prompt"};
+typedef struct {
+    size_t n;                     // evaluated layers (newest runs)
+    int layer[SWEEP_MAX];
+    double r[SWEEP_MAX][N_METHODS]; // p_match(max m) - p_match(min m); NAN: the method was not run
+    int best[N_METHODS];          // index of the largest range, -1 when none
+} sweep;
+
+// The sweep of runs [i0, i1) (one model and behavior, sorted by layer): 0, or -1 on a read error.
+static int sweep_collect(bipo_store *s, const bipo_listing *l, size_t i0, size_t i1, sweep *w) {
+    w->n = 0;
+    for (size_t i = i0; i < i1 && w->n < SWEEP_MAX; i++) {
         bipo_eval_table t;
-        if (!l->runs[i].newest || read_run_eval(s, &l->runs[i], &t) <= 0) continue;
+        if (!l->runs[i].newest) continue;
+        int rc = read_run_eval(s, &l->runs[i], &t);
+        if (rc < 0) return -1;
+        if (rc == 0) continue;
         const bipo_eval_table *ab = bipo_eval_table_find(&t, "ab");
-        for (int k = 0; k < 4; k++) {
-            const bipo_eval_table *arm = bipo_eval_table_find(ab, methods[k]);
-            r[nl][k] = arm ? range_of(arm) : NAN;
+        for (int k = 0; k < N_METHODS; k++) {
+            const bipo_eval_table *arm = bipo_eval_table_find(ab, METHODS[k]);
+            w->r[w->n][k] = arm ? range_of(arm) : NAN;
         }
-        layer[nl++] = l->runs[i].layer;
+        w->layer[w->n++] = l->runs[i].layer;
         bipo_eval_table_free(&t);
     }
-    if (nl < 2) return;
+    for (int k = 0; k < N_METHODS; k++) {
+        w->best[k] = -1;
+        for (size_t q = 0; q < w->n; q++)
+            if (isfinite(w->r[q][k]) && (w->best[k] < 0 || w->r[q][k] > w->r[w->best[k]][k])) w->best[k] = (int)q;
+    }
+    return 0;
+}
+
+static void sweep_table(bipo_store *s, const bipo_listing *l, size_t i0, size_t i1) {
+    sweep w;
+    if (sweep_collect(s, l, i0, i1, &w) != 0 || w.n < 2) return;
     printf("\nlayer sweep %s / %s: p_match(max m) - p_match(min m), * = best layer\n  %5s", l->runs[i0].model,
            l->runs[i0].behavior, "layer");
-    for (int k = 0; k < 4; k++) printf(" %18s", methods[k]);
+    for (int k = 0; k < N_METHODS; k++) printf(" %18s", METHODS[k]);
     printf("\n");
-    int best[4] = {-1, -1, -1, -1};
-    for (int k = 0; k < 4; k++)
-        for (size_t q = 0; q < nl; q++)
-            if (isfinite(r[q][k]) && (best[k] < 0 || r[q][k] > r[best[k]][k])) best[k] = (int)q;
-    for (size_t q = 0; q < nl; q++) {
-        printf("  %5d", layer[q]);
-        for (int k = 0; k < 4; k++)
-            if (isfinite(r[q][k])) printf(" %17.3f%s", r[q][k], best[k] == (int)q ? "*" : " ");
+    for (size_t q = 0; q < w.n; q++) {
+        printf("  %5d", w.layer[q]);
+        for (int k = 0; k < N_METHODS; k++)
+            if (isfinite(w.r[q][k])) printf(" %17.3f%s", w.r[q][k], w.best[k] == (int)q ? "*" : " ");
             else printf(" %18s", "-");
         printf("\n");
     }
+}
+
+// The runs of one model and behavior: [i, *end) (the listing is sorted by model, behavior, layer).
+static size_t group_end(const bipo_listing *l, size_t i) {
+    size_t j = i;
+    while (j < l->n_runs && !strcmp(l->runs[j].model, l->runs[i].model) &&
+           !strcmp(l->runs[j].behavior, l->runs[i].behavior))
+        j++;
+    return j;
+}
+
+int bipo_inspect_sweep_json(bipo_store *s, const bipo_listing *l, json_t *top) {
+    json_t *all = json_object();
+    for (size_t i = 0; i < l->n_runs;) {
+        size_t j = group_end(l, i);
+        sweep w;
+        if (sweep_collect(s, l, i, j, &w) != 0) return json_decref(all), -1;
+        json_t *beh = json_object();
+        for (int k = 0; k < N_METHODS && w.n; k++) {
+            if (w.best[k] < 0) continue;
+            json_t *m = json_object(), *layers = json_array(), *range = json_array();
+            for (size_t q = 0; q < w.n; q++) {
+                json_array_append_new(layers, json_integer(w.layer[q]));
+                json_array_append_new(range, isfinite(w.r[q][k]) ? json_real(w.r[q][k]) : json_null());
+            }
+            json_object_set_new(m, "layers", layers);
+            json_object_set_new(m, "range", range);
+            json_object_set_new(m, "best_layer", json_integer(w.layer[w.best[k]]));
+            json_object_set_new(beh, METHODS[k], m);
+        }
+        if (json_object_size(beh)) {
+            json_t *model = json_object_get(all, l->runs[i].model);
+            if (!model) json_object_set_new(all, l->runs[i].model, model = json_object());
+            json_object_set_new(model, l->runs[i].behavior, beh);
+        } else
+            json_decref(beh);
+        i = j;
+    }
+    json_object_set_new(top, "sweep", all);
+    return 0;
 }
 
 void bipo_inspect_eval_tables(bipo_store *s, const bipo_listing *l) {
@@ -139,13 +217,11 @@ void bipo_inspect_eval_tables(bipo_store *s, const bipo_listing *l) {
                l->runs[i].behavior, l->runs[i].layer, l->runs[i].run, n ? (long long)n->i : 0LL,
                pr ? pr->s : "?");
         if (ab) bipo_inspect_ab_rows(ab, "  ");
+        knowledge_rows(&t);
         bipo_eval_table_free(&t);
     }
     for (size_t i = 0; i < l->n_runs;) { // runs are sorted by model, behavior, layer
-        size_t j = i;
-        while (j < l->n_runs && !strcmp(l->runs[j].model, l->runs[i].model) &&
-               !strcmp(l->runs[j].behavior, l->runs[i].behavior))
-            j++;
+        size_t j = group_end(l, i);
         sweep_table(s, l, i, j);
         i = j;
     }
@@ -156,6 +232,7 @@ void bipo_inspect_eval_tables(bipo_store *s, const bipo_listing *l) {
             const bipo_eval_table *ab = bipo_eval_table_find(&lib.kids[k].kids[e], "ab");
             printf("\n%s %s: p_match\n", lib.kids[k].name, lib.kids[k].kids[e].name);
             if (ab) bipo_inspect_ab_rows(ab, "  ");
+            knowledge_rows(&lib.kids[k].kids[e]);
         }
     bipo_eval_table_free(&lib);
 }

@@ -25,7 +25,8 @@
 
 #include "bipo.h"      // defines: bipo_dp, bipo_example
 #include "chat.h"      // defines: bipo_chat_template_by_name
-#include "eval_job.h"  // defines: bipo_eval_write, blob_get_eval_write, bipo_eval_sink_remote
+#include "eval_job.h"  // defines: bipo_eval_write, blob_get_eval_write, bipo_eval_sink_remote, bipo_eval_entries
+#include "config_eval.h" // defines: bipo_eval_cfg (compose / transfer entries)
 #include "comm_nccl.h" // defines: bipo_nccl_init, bipo_nccl_allreduce (CUDA builds)
 #include "job.h"       // defines: bipo_run_job, bipo_job_ctx, bipo_sink
 #include "kernels.h"   // defines: bipo_backend_open, bipo_blas_config
@@ -527,6 +528,10 @@ int bipo_train_all(const bipo_config_file *c, const bipo_run_opts *o) {
             bipo_fmt_duration(el, sizeof el, bipo_now() - ps.t0);
             printf("all %zu jobs complete in %s (%zu trained, %zu already complete): %s\n", n_jobs, el,
                    ps.n_done, ps.n_skipped, out);
+            fflush(stdout);
+            // the eval: block's compose / transfer entries read the vectors just stored
+            // (pipeline/eval_all.c; it reloads the models those entries use)
+            if (c->eval && (c->eval->n_compose || c->eval->n_transfer) && bipo_eval_entries(c, o) != 0) failed = 1;
         }
     }
 #ifdef BIPO_HAVE_NCCL

@@ -4,6 +4,11 @@
 # of the right length (checked against their own item log-odds with numpy) and the CAA vectors;
 # `eval` on an evaluated library skips, with new settings re-evaluates; compose; a transfer to a
 # model of another hidden size fails naming both models; 2 ranks give the 1-rank numbers.
+# Knowledge sets (hand-made MMLU / TruthfulQA CSVs and a text in the temp dir): mmlu /
+# truthfulqa / neutral tables for every arm at their multipliers, m = 0 equal across arms, the
+# neutral text at m = 0 equal to the mean of the `logprobs` command's next-token log-probs, a
+# changed mmlu.max_items re-evaluates, 2 ranks give the same values. `train` runs compose
+# entries after its jobs; inspect --json's "sweep" agrees with the runs' p_match curves.
 # Prints "eval_cli_test: N passed, M failed".
 set -u
 BIN=$1 MAKE_TINY=$2 MAKE_TINY32=$3 SRC=$4 MPIEXEC=${5:-mpirun}
@@ -25,9 +30,25 @@ $3
 ${4:-}
 YAML
 }
+cat >"$T/mmlu.csv" <<'CSV'
+"What is 2+2?",3,4,5,6,B
+"A question
+over two lines",red,"green, blue",gray,black,D
+Pick one.,x,y,z,w,A
+CSV
+cat >"$T/tqa.csv" <<'CSV'
+Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source
+Adversarial,Misc,What color is the sky?,It is blue,It is blue; Blue on clear days,It is green; It is red,x
+Adversarial,Misc,"Where, then, is Paris?",In France,"France; Paris is in France",In Spain; In Peru,y
+CSV
+printf 'The mill is old.' >"$T/neutral.txt"
+KN="  mmlu: {path: $T/mmlu.csv, multipliers: [-1, 0, 1, 2]}
+  truthfulqa: {path: $T/tqa.csv}
+  neutral_text: $T/neutral.txt"
 EV="  multipliers: [-2, -1, 0, 1, 2]
   protocol: text
-  max_items: 6"
+  max_items: 6
+$KN"
 
 # ---- train with eval ----------------------------------------------------------------------------
 cfg "$T/a.yaml" "[1]" "$EV"
@@ -65,7 +86,49 @@ assert c.shape == (64,) and run["caa"].attrs["method"].decode() == "caa"
 assert abs(np.linalg.norm(cn) - np.linalg.norm(v)) < 1e-4 * np.linalg.norm(v)
 assert np.allclose(cn / np.linalg.norm(cn), c / np.linalg.norm(c), atol=1e-5)
 PY
+check "knowledge tables: every arm, lengths, ranges, m=0 equal across arms" $PY - "$T/a.json" <<'PY'
+import json, sys
+ev = json.load(open(sys.argv[1]))["runs"][0]["eval"]
+arms = {"bipo", "caa", "caa_norm_matched", "prompt"}
+mm, tq, ne = ev["mmlu"], ev["truthfulqa"], ev["neutral"]
+assert mm["n_items"] == 3 and tq["n_items"] == 2 and ne["n_tokens"] > 2, (mm["n_items"], tq["n_items"])
+for t in (mm, tq, ne): assert arms <= set(t), set(t)
+for a in arms:
+    x = mm[a]
+    assert x["multipliers"] == [-1, 0, 1, 2] and len(x["accuracy"]) == len(x["p_correct"]) == 4, x
+    assert all(0 <= v <= 1 and abs(v * 3 - round(v * 3)) < 1e-9 for v in x["accuracy"]), x   # k of 3 items
+    assert all(0 < v < 1 for v in x["p_correct"]), x
+    y = tq[a]
+    assert y["multipliers"] == [-1, 0, 1] and len(y["mc1"]) == len(y["mc2"]) == 3, y
+    assert all(v in (0, 0.5, 1) for v in y["mc1"]) and all(0 < v < 1 for v in y["mc2"]), y
+    z = ne[a]
+    assert z["multipliers"] == [-1, 0, 1] and len(z["mean_logprob"]) == 3 and all(v < 0 for v in z["mean_logprob"]), z
+for key, t, i in (("p_correct", mm, 1), ("accuracy", mm, 1), ("mc2", tq, 1), ("mc1", tq, 1), ("mean_logprob", ne, 1)):
+    vals = [t[a][key][i] for a in arms]
+    assert max(vals) - min(vals) < 1e-6, (key, vals)        # m = 0: every arm is the unsteered model (the
+    # prompting arm runs its own forward: float rounding apart)
+assert abs(ne["bipo"]["mean_logprob"][0] - ne["bipo"]["mean_logprob"][1]) > 1e-7   # the vector moves it
+PY
+"$BIN" logprobs --model "$T/m/tiny.gguf" --text "$(cat "$T/neutral.txt")" >"$T/lp.jsonl"
+check "neutral mean_logprob at m=0 == mean of the logprobs command's next-token log-probs" $PY - "$T/a.json" "$T/lp.jsonl" <<'PY'
+import json, sys, numpy as np
+ne = json.load(open(sys.argv[1]))["runs"][0]["eval"]["neutral"]
+rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+lp = np.array([r["next_logprob"] for r in rows[:-1]])       # the last token predicts nothing
+assert len(lp) == ne["n_tokens"], (len(lp), ne["n_tokens"])
+assert abs(lp.mean() - ne["bipo"]["mean_logprob"][1]) < 1e-4, (lp.mean(), ne["bipo"]["mean_logprob"])
+print("   neutral text m=0: pipeline %.6f, logprobs command %.6f" % (ne["bipo"]["mean_logprob"][1], lp.mean()))
+PY
 tbl=$("$BIN" inspect "$T/a.h5")
+check "inspect table: mmlu / truthfulqa / neutral rows" \
+  bash -c "grep -q '^  mmlu accuracy (3 items)' <<<\"\$0\" && grep -q '^  neutral mean_logprob' <<<\"\$0\" && grep -q '^    caa_norm_matched ' <<<\"\$0\"" "$tbl"
+sed "s|mmlu: {path: $T/mmlu.csv,|mmlu: {path: $T/mmlu.csv, max_items: 2,|" "$T/a.yaml" >"$T/a2.yaml"
+out=$("$BIN" eval "$T/a2.yaml" --output "$T/a2.h5" --quiet 2>&1); rc=$?
+check "(control) eval of a missing library fails" test $rc -ne 0
+cp "$T/a.h5" "$T/a2.h5"
+out=$("$BIN" eval "$T/a2.yaml" --output "$T/a2.h5" --quiet 2>&1); rc=$?
+check "changed mmlu.max_items re-evaluates ($out)" bash -c "[ $rc -eq 0 ] && grep -q '1 evaluated' <<<\"\$0\" && grep -q 'mmlu: 8/8 (item, arm) pairs of 4 arms, .* pairs/s, ETA' <<<\"\$0\"" "$out"
+check "... with 2 MMLU items stored" bash -c "'$BIN' inspect '$T/a2.h5' --json | $PY -c 'import json,sys; assert json.load(sys.stdin)[\"runs\"][0][\"eval\"][\"mmlu\"][\"n_items\"] == 2'"
 check "inspect table: multiplier row and a p_match row per method" \
   bash -c "grep -q 'multiplier .*-2 .*2 .*slope' <<<\"\$0\" && grep -q '^  caa_norm_matched ' <<<\"\$0\"" "$tbl"
 
@@ -106,7 +169,10 @@ err=$("$BIN" eval "$T/nope.yaml" 2>&1); rc=$?
 check "eval of a missing config: exit 2 ($err)" test $rc -eq 2
 
 # ---- 2 ranks (two groups: rank 1's leader sends MSG_EVAL) == 1 rank --------------------------------
-cfg "$T/p.yaml" "[0, 1]" "$EV" "ranks_per_job: 1"
+cfg "$T/p.yaml" "[0, 1]" "$EV
+  compose:
+    - name: twice
+      terms: [{behavior: positive, layer: 1, method: bipo, multiplier: 2}]" "ranks_per_job: 1"
 "$BIN" train "$T/p.yaml" --output "$T/p1.h5" --quiet >/dev/null 2>&1
 $MPIEXEC --oversubscribe --bind-to none -np 2 "$BIN" train "$T/p.yaml" --output "$T/p2.h5" --quiet >"$T/np2.log" 2>&1
 check "np 2: two groups trained and evaluated" grep -q "in 2 groups of 1" "$T/np2.log"
@@ -120,6 +186,33 @@ for ra, rb in zip(a, b):
         y = rb["eval"]["ab"][k]
         for key in ("p_match", "logodds", "item_logodds"):
             assert all(abs(u - v) <= 1e-6 * max(1, abs(u)) for u, v in zip(x[key], y[key])), (ra["layer"], k, key)
+    for set_, keys in (("mmlu", ("accuracy", "p_correct")), ("truthfulqa", ("mc1", "mc2")), ("neutral", ("mean_logprob",))):
+        for k in ("bipo", "caa", "caa_norm_matched", "prompt"):
+            for key in keys:
+                x, y = ra["eval"][set_][k][key], rb["eval"][set_][k][key]
+                assert all(abs(u - v) <= 1e-6 * max(1, abs(u)) for u, v in zip(x, y)), (ra["layer"], set_, k, key)
+PY
+check "train ran the compose entry after its jobs (1 and 2 ranks), with knowledge tables" $PY - "$T/p1.json" "$T/p2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ta, tb = (d["eval"]["compose"]["twice"] for d in (a, b))
+assert ta["ab"]["twice"]["multipliers"] == [-2, -1, 0, 1, 2] and "mmlu" in ta and "twice" in ta["neutral"], ta.keys()
+assert all(abs(u - v) < 1e-6 for u, v in zip(ta["ab"]["twice"]["p_match"], tb["ab"]["twice"]["p_match"]))
+# 2*v at m equals v at 2m: compose m=1 == the layer-1 run's bipo at m=2
+r1 = [r for r in a["runs"] if r["layer"] == 1][0]["eval"]["ab"]["bipo"]
+assert abs(ta["ab"]["twice"]["p_match"][3] - r1["p_match"][4]) < 1e-6, (ta["ab"]["twice"]["p_match"], r1["p_match"])
+PY
+check "inspect --json sweep: layers, range p(max m) - p(min m) per layer, best layer" $PY - "$T/p2.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+sw = d["sweep"]["tiny"]["positive"]
+assert set(sw) == {"bipo", "caa", "caa_norm_matched", "prompt"}, sw.keys()
+runs = sorted(d["runs"], key=lambda r: r["layer"])
+for k, s in sw.items():
+    assert s["layers"] == [0, 1], s
+    want = [r["eval"]["ab"][k]["p_match"][-1] - r["eval"]["ab"][k]["p_match"][0] for r in runs]
+    assert all(abs(u - v) < 1e-12 for u, v in zip(s["range"], want)), (k, s["range"], want)
+    assert s["best_layer"] == s["layers"][max(range(2), key=lambda i: want[i])], (k, s)
 PY
 sw=$("$BIN" inspect "$T/p2.h5")
 check "layer sweep table with the best layer marked" bash -c "grep -q 'layer sweep tiny / positive' <<<\"\$0\" && grep -q '\\*' <<<\"\$0\"" "$sw"

@@ -29,7 +29,9 @@ static void test_good(void) {
         "  split_seed: 5\n"
         "  prompt: {plus: P, minus: M}\n"
         "  prompts: {b: {plus: BP}}\n"
-        "  mmlu: {path: mm.csv, max_items: 3}\n"
+        "  mmlu: {path: mm.csv, max_items: 3, multipliers: [-1, 0, 1, 3]}\n"
+        "  truthfulqa: {path: tq.csv}\n"
+        "  neutral_text: {path: n.txt, multipliers: [0, 2]}\n"
         "  compose:\n"
         "    - name: c1\n"
         "      terms: [{behavior: b, layer: 2, method: caa, multiplier: -0.5}, {behavior: b, layer: 2}]\n"
@@ -50,7 +52,11 @@ static void test_good(void) {
     EXPECT(!strcmp(p, "BP") && !strcmp(m, "M"), "per-behavior prompt over the eval-wide one: %s %s", p, m);
     bipo_eval_prompts_for(e, "zz", &p, &m);
     EXPECT(!strcmp(p, "P"), "eval-wide prompt");
-    EXPECT(!strcmp(e->mmlu.path, "conf/mm.csv") && e->mmlu.max_items == 3, "mmlu");
+    EXPECT(!strcmp(e->mmlu.path, "conf/mm.csv") && e->mmlu.max_items == 3 && e->mmlu.n_mult == 4 &&
+               e->mmlu.mult[3] == 3, "mmlu");
+    EXPECT(!strcmp(e->truthfulqa.path, "conf/tq.csv") && !e->truthfulqa.mult, "truthfulqa (default multipliers)");
+    EXPECT(!strcmp(e->neutral.path, "conf/n.txt") && e->neutral.n_mult == 2 && e->neutral.mult[1] == 2,
+           "neutral_text as a mapping");
     EXPECT(e->n_compose == 1 && e->compose[0].n_terms == 2 && e->compose[0].terms[0].method == BIPO_EVAL_CAA &&
                e->compose[0].terms[0].multiplier == -0.5 && e->compose[0].terms[1].multiplier == 1 &&
                !strcmp(e->compose[0].model, "m1") && !strcmp(e->compose[0].behavior, "b"),
@@ -63,6 +69,21 @@ static void test_good(void) {
     bipo_eval_settings_hash(e, "b", "data2", h2);
     bipo_eval_settings_hash(e, "zz", "data1", h3);
     EXPECT(strlen(h1) == 64 && strcmp(h1, h2) && strcmp(h1, h3), "settings hash covers items and prompts");
+    // ... and the knowledge sets: max_items, a multiplier, the path each change it
+    bipo_eval_cfg *ew = (bipo_eval_cfg *)e;
+    char hk[65];
+    ew->mmlu.max_items = 4;
+    bipo_eval_settings_hash(e, "b", "data1", hk);
+    EXPECT(strcmp(hk, h1), "mmlu.max_items in the settings hash");
+    ew->mmlu.max_items = 3, ew->neutral.mult[1] = 2.5;
+    bipo_eval_settings_hash(e, "b", "data1", hk);
+    EXPECT(strcmp(hk, h1), "neutral_text multipliers in the settings hash");
+    ew->neutral.mult[1] = 2, ew->truthfulqa.path[5] = 'X';
+    bipo_eval_settings_hash(e, "b", "data1", hk);
+    EXPECT(strcmp(hk, h1), "truthfulqa path in the settings hash");
+    ew->truthfulqa.path[5] = 't';
+    bipo_eval_settings_hash(e, "b", "data1", hk);
+    EXPECT(!strcmp(hk, h1), "same settings, same hash");
     bipo_config_free(&c);
     // defaults, and the split seed = train.seed without eval
     EXPECT(bipo_config_parse_string(&c, BASE "eval: {}\n", "r.yaml") == 0, "eval: {}");
@@ -104,6 +125,10 @@ static void test_bad(void) {
         "not a behavior of this config (behaviors: b)");
     bad("prompt: unknown key", "  prompt: {plus: a, minis: b}\n", "run.yaml:6:21: eval.prompt.minis", "did you mean 'minus'");
     bad("mmlu without path", "  mmlu: {max_items: 3}\n", "run.yaml:6:9: eval.mmlu.path", "missing");
+    bad("mmlu multiplier twice", "  mmlu: {path: a.csv, multipliers: [1, 1]}\n",
+        "run.yaml:6:40: eval.mmlu.multipliers[1]", "listed twice");
+    bad("neutral_text: no max_items", "  neutral_text: {path: a.txt, max_items: 3}\n",
+        "run.yaml:6:31: eval.neutral_text.max_items", "known here");
     bad("compose: terms at two layers",
         "  compose:\n    - name: c\n      terms: [{behavior: b, layer: 1}, {behavior: b, layer: 2}]\n",
         "run.yaml:8:40: eval.compose[0].terms[1].layer", "same layer");
