@@ -2,6 +2,7 @@
 //
 //   eval_ab [model] [--items path.jsonl] [--n 100] [--layer 12] [--reps 3] [--peak GFLOPS]
 //           [--positions all|answer] [--arms 1]
+//           [--threads N]
 //
 // n A/B items x 7 multipliers (-2 -1 -0.5 0 0.5 1 2) of `arms` random vectors at the layer,
 // the run's template and default system prompt (items: path relative to the repo root), GEMMs above L in bf16x3 where the CPU has AMX.
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
     size_t n = 100, layer = 12, reps = 3, n_arms = 1;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     bipo_positions pos = BIPO_POS_ALL;
+    int threads = 0; // 0: OMP_NUM_THREADS, else every core
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--items") && i + 1 < argc) items_path = argv[++i];
         else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = (size_t)atol(argv[++i]);
@@ -52,15 +54,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--arms") && i + 1 < argc) n_arms = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--positions") && i + 1 < argc)
             pos = !strcmp(argv[++i], "answer") ? BIPO_POS_ANSWER : BIPO_POS_ALL;
         else if (argv[i][0] != '-') model = argv[i];
         else {
             fprintf(stderr, "usage: eval_ab [model] [--items f.jsonl] [--n 100] [--layer 12] "
-                            "[--reps 3] [--arms 1] [--positions all|answer] [--peak GFLOPS]\n");
+                            "[--reps 3] [--arms 1] [--positions all|answer] [--peak GFLOPS] "
+                            "[--threads N]\n");
             return 2;
         }
     }
+    bipo_backend_cpu_set_threads(threads);
     bipo_model m;
     bipo_tokenizer *tok = NULL;
     bipo_pairs all;
@@ -73,7 +78,7 @@ int main(int argc, char **argv) {
     bipo_pairs items = all;
     items.n = n;
     const bipo_chat_template *tpl = bipo_chat_for(tok);
-    bipo_eval_ctx ctx = {&m, tok, tpl, NULL, 0, BIPO_MATMUL_BF16X3};
+    bipo_eval_ctx ctx = {&m, tok, tpl, NULL, 0, BIPO_MATMUL_BF16X3, 0};
     size_t C = m.cfg.C;
     float *v = malloc(n_arms * C * sizeof *v);
     for (size_t i = 0; i < n_arms * C; i++) v[i] = (float)((double)((i * 2654435761u) % 2001) / 1000.0 - 1.0);
