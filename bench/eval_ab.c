@@ -2,6 +2,7 @@
 //
 //   eval_ab [model] [--items path.jsonl] [--n 100] [--layer 12] [--reps 3] [--peak GFLOPS]
 //           [--positions all|answer] [--arms 1]
+//           [--threads N]
 //
 // n A/B items x 7 multipliers (-2 -1 -0.5 0 0.5 1 2) of `arms` random vectors at the layer,
 // the run's template and default system prompt (items: path relative to the repo root), GEMMs above L in bf16x3 where the CPU has AMX.
@@ -10,6 +11,10 @@
 // bipo_model_forward_flops per part) as GFLOP/s and as a fraction of the fp32 peak (--peak,
 // else $BIPO_PEAK_GFLOPS, else 79.5; bench/peak measures it), and the FLOPs a plain eval
 // would run (one full forward per item and multiplier, LM head on the last row) for scale.
+// Then that plain eval itself, on the same kernels (bipo_forward with the hook, one sequence
+// per item and multiplier, the arm's first vector), timed the same way: the ratio is what the
+// shared lower layers, the batched copies and (positions answer) the shared prompt buy.
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +50,7 @@ int main(int argc, char **argv) {
     size_t n = 100, layer = 12, reps = 3, n_arms = 1;
     double peak = getenv("BIPO_PEAK_GFLOPS") ? atof(getenv("BIPO_PEAK_GFLOPS")) : 79.5;
     bipo_positions pos = BIPO_POS_ALL;
+    int threads = 0; // 0: OMP_NUM_THREADS, else every core
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--items") && i + 1 < argc) items_path = argv[++i];
         else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = (size_t)atol(argv[++i]);
@@ -52,19 +58,21 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--arms") && i + 1 < argc) n_arms = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--positions") && i + 1 < argc)
             pos = !strcmp(argv[++i], "answer") ? BIPO_POS_ANSWER : BIPO_POS_ALL;
         else if (argv[i][0] != '-') model = argv[i];
         else {
             fprintf(stderr, "usage: eval_ab [model] [--items f.jsonl] [--n 100] [--layer 12] "
-                            "[--reps 3] [--arms 1] [--positions all|answer] [--peak GFLOPS]\n");
+                            "[--reps 3] [--arms 1] [--positions all|answer] [--peak GFLOPS] "
+                            "[--threads N]\n");
             return 2;
         }
     }
     bipo_model m;
     bipo_tokenizer *tok = NULL;
     bipo_pairs all;
-    if (bipo_model_load(&m, model, bipo_backend_open("cpu", 0)) != 0 || !(tok = bipo_tokenizer_load(model)) ||
+    if (bipo_model_load(&m, model, bipo_backend_open("cpu", threads)) != 0 || !(tok = bipo_tokenizer_load(model)) ||
         bipo_pairs_load(&all, items_path, BIPO_FMT_AUTO, NULL) != 0) {
         fprintf(stderr, "eval_ab: %s\n", bipo_last_error());
         return 1;
@@ -73,7 +81,7 @@ int main(int argc, char **argv) {
     bipo_pairs items = all;
     items.n = n;
     const bipo_chat_template *tpl = bipo_chat_for(tok);
-    bipo_eval_ctx ctx = {&m, tok, tpl, NULL, 0, BIPO_MATMUL_BF16X3};
+    bipo_eval_ctx ctx = {&m, tok, tpl, NULL, 0, BIPO_MATMUL_BF16X3, 0};
     size_t C = m.cfg.C;
     float *v = malloc(n_arms * C * sizeof *v);
     for (size_t i = 0; i < n_arms * C; i++) v[i] = (float)((double)((i * 2654435761u) % 2001) / 1000.0 - 1.0);
@@ -96,10 +104,34 @@ int main(int argc, char **argv) {
         fl_naive += (double)K * part_flops(&m.cfg, m.cfg.L, g.n, ctxlen, 1);
         tok_sum += (double)g.n;
         bipo_score_group_free(&g);
-        bipo_example_free(&ex[i]);
     }
-    free(ex);
-    double *t = malloc(reps * sizeof *t), p_mid = 0;
+    double *t = malloc(reps * sizeof *t), *tn = malloc(reps * sizeof *tn), p_mid = 0;
+    // the plain eval: a full forward per item and multiplier
+    float *vb = m.be->alloc(C);
+    m.be->upload(vb, v, C);
+    bipo_acts pa;
+    bipo_acts_init(&pa, 0);
+    bipo_score_group *gs = calloc(n, sizeof *gs);
+    for (size_t i = 0; i < n; i++) bipo_score_group_letter(&gs[i], &ex[i], pos == BIPO_POS_ANSWER);
+    for (size_t k = 0; k <= reps; k++) {
+        double t0 = bipo_now();
+        for (size_t i = 0; i < n; i++) {
+            uint8_t *mask = malloc(gs[i].n);
+            for (size_t r = 0; r < gs[i].n; r++) mask[r] = r >= gs[i].steer_from;
+            size_t off[2] = {0, gs[i].n}, row = gs[i].n - 1;
+            bipo_batch b = {1, off, gs[i].tok, NULL, 0, NULL, NULL, NULL};
+            for (size_t a = 0; a < K; a++) {
+                bipo_hook h = {(int)layer, vb, (float)mult[a % 7], mask};
+                bipo_forward(&m, &pa, &b, &h, &row, 1, -1, BIPO_MATMUL_FP32);
+            }
+            free(mask);
+        }
+        if (k > 0) tn[k - 1] = bipo_now() - t0;
+    }
+    for (size_t i = 0; i < n; i++) bipo_score_group_free(&gs[i]), bipo_example_free(&ex[i]);
+    free(gs), free(ex);
+    bipo_acts_free(&pa, m.be);
+    m.be->free(vb);
     bipo_ab_result *r = calloc(n_arms, sizeof *r);
     for (size_t k = 0; k <= reps; k++) { // run 0 warms up
         double t0 = bipo_now();
@@ -112,7 +144,8 @@ int main(int argc, char **argv) {
         for (size_t a = 0; a < n_arms; a++) bipo_ab_result_free(&r[a]);
     }
     qsort(t, reps, sizeof *t, cmp_double);
-    double med = t[reps / 2];
+    qsort(tn, reps, sizeof *tn, cmp_double);
+    double med = t[reps / 2], medn = tn[reps / 2];
     printf("eval_ab: %s, %zu items (%.1f tokens each) x 7 multipliers x %zu arm(s), layer %zu, "
            "positions %s, p_match(m=0) %.4f\n", model, n, tok_sum / (double)n, n_arms, layer,
            pos == BIPO_POS_ANSWER ? "answer" : "all", p_mid);
@@ -122,9 +155,12 @@ int main(int argc, char **argv) {
            fl / med / 1e9, 100 * fl / med / 1e9 / peak, fl_naive / fl);
     printf("%-10s %10.3f %10.1f %12.1f %9.1f%%\n", "best", t[0], (double)n / t[0],
            fl / t[0] / 1e9, 100 * fl / t[0] / 1e9 / peak);
+    printf("%-10s %10.3f %10.1f %12.1f %9.1f%%   plain eval, same kernels: ours %.2fx faster\n",
+           "plain", medn, (double)n / medn, fl_naive / medn / 1e9, 100 * fl_naive / medn / 1e9 / peak,
+           medn / med);
     printf("executed %.2f GFLOP per run; a plain eval (a full forward per item and multiplier) "
            "would run %.2f; peak %.1f GFLOP/s\n", fl / 1e9, fl_naive / 1e9, peak);
-    free(t), free(r), free(v), free(arms);
+    free(t), free(tn), free(r), free(v), free(arms);
     bipo_pairs_free(&all);
     bipo_tokenizer_free(tok);
     bipo_model_free(&m);

@@ -124,7 +124,7 @@ static double direct_logodds(const char *sys, const bipo_pair *p, int letter, in
 static double sigm(double x) { return 1 / (1 + exp(-x)); }
 
 static bipo_eval_ctx ctx_make(const char *sys) {
-    return (bipo_eval_ctx){&M, TOK, TPL, sys, 0, BIPO_MATMUL_FP32};
+    return (bipo_eval_ctx){&M, TOK, TPL, sys, 0, BIPO_MATMUL_FP32, 0};
 }
 
 static const double MULT[] = {-2, -1, 0, 0.5, 2};
@@ -189,7 +189,7 @@ static void check_batching(const bipo_pairs *items, const float *v1, const float
     float *zero = calloc(M.cfg.C, sizeof *zero);
     bipo_eval_arm arms[3] = {{"l1", 1, v1, NULL, NULL}, {"l2", 2, v2, NULL, NULL}, {"zero", 1, zero, NULL, NULL}};
     bipo_ab_opts o = {MULT, NM, answer ? BIPO_POS_ANSWER : BIPO_POS_ALL, BIPO_AB_AUTO, 1};
-    bipo_ab_result all[3], one[2];
+    bipo_ab_result all[3], one[3];
     EXPECT(bipo_eval_ab(&ctx, arms, 3, items, &o, all) == 0, "sweep: %s", bipo_last_error());
     double wm = 0, wl = 0;
     for (size_t mi = 0; mi < NM; mi++) {
@@ -206,6 +206,13 @@ static void check_batching(const bipo_pairs *items, const float *v1, const float
         bipo_ab_result_free(&one[a]);
     }
     EXPECT(wl < 1e-5, "two-layer sweep vs one call per layer differ by %.3g", wl);
+    bipo_eval_ctx small = ctx; // one item per forward, the largest chunk first
+    small.max_rows = 1;
+    EXPECT(bipo_eval_ab(&small, arms, 3, items, &o, one) == 0, "chunked");
+    EXPECT(maxdiff(one[0].item_logodds, all[0].item_logodds, NM * n) < 1e-5 &&
+               maxdiff(one[1].item_logodds, all[1].item_logodds, NM * n) < 1e-5,
+           "one item per forward vs all in one: %.3g %.3g", maxdiff(one[0].item_logodds, all[0].item_logodds, NM * n), maxdiff(one[1].item_logodds, all[1].item_logodds, NM * n));
+    bipo_ab_result_free(&one[0]), bipo_ab_result_free(&one[1]), bipo_ab_result_free(&one[2]);
     double wz = 0;
     for (size_t mi = 1; mi < NM; mi++) wz = fmax(wz, maxdiff(all[2].item_logodds, all[2].item_logodds + mi * n, n));
     EXPECT(wz < 1e-6 && fabs(all[2].slope) < 1e-6, "v = 0: curve moves by %.3g, slope %.3g", wz, all[2].slope);
@@ -241,6 +248,11 @@ static void check_caa(const bipo_pairs *pairs, int letter, size_t layer) {
     float *v = malloc(C * sizeof *v), *h = NULL;
     double *ref = calloc(C, sizeof *ref);
     EXPECT(bipo_caa_vector(&ctx, layer, pairs, v) == 0, "caa: %s", bipo_last_error());
+    float *v1 = malloc(C * sizeof *v1);
+    ctx.max_rows = 1; // one pair per forward
+    EXPECT(bipo_caa_vector(&ctx, layer, pairs, v1) == 0, "caa chunked");
+    tl_allclose("caa one pair per forward", v1, v, C, 1e-6, 1e-5);
+    free(v1);
     for (size_t i = 0; i < pairs->n; i++) {
         bipo_chat_seq s[2] = {{0}, {0}};
         encode(SYS, &pairs->p[i], 0, &s[0]);

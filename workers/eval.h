@@ -4,7 +4,7 @@
 //   prompt + continuations, lower layers once, K steered copies above L in one packed batch,
 //   summed log-probs at chosen rows): eval_mc.c should build its groups and call it rather
 //   than write its own forward loop. Added BIPO_EVAL_SYSTEM_PLUS/MINUS (the prompting arm's
-//   defaults), bipo_eval_is_letter, bipo_eval_examples.
+//   defaults), bipo_eval_is_letter, bipo_eval_examples, bipo_eval_ctx.max_rows (0 = 4096).
 //
 // Workers know nothing of YAML or HDF5: the pipeline fills these option structs from the
 // config and stores the result structs in the library (pipeline/store_eval.c).
@@ -44,6 +44,7 @@ typedef struct {
     size_t max_length;               // prompt tokens beyond this are cut from the left
     bipo_matmul_precision matmul;    // GEMM arithmetic above the hook (h_L is always fp32)
     const bipo_response_form *form;  // how responses join prompts, as in training; NULL = official
+    size_t max_rows;                 // rows per packed forward (items are chunked; 0 = 4096)
 } bipo_eval_ctx;
 
 // The prompting baseline's default system prompts (docs/EVAL.md). Generic: workers do not

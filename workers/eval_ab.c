@@ -83,7 +83,6 @@ typedef struct {
     bipo_score_copy c;
 } ab_copy;
 
-#define AB_ROW_BUDGET 4096 // rows per packed forward (lower and upper pass)
 
 // Item logodds of every copy of system `sid`: res[arm].item_logodds[mi * n + item].
 static void run_system(const bipo_eval_ctx *ctx, bipo_scorer *sc, const bipo_score_group *g,
@@ -104,11 +103,23 @@ static void run_system(const bipo_eval_ctx *ctx, bipo_scorer *sc, const bipo_sco
         for (size_t c = 0; c < n_cp; c++) K += cp[c].sys_id == sid && cp[c].layer == layers[j];
         if (K > maxK) maxK = K;
     }
-    double *out = NULL;
-    for (size_t i0 = 0; i0 < n;) {
+    // chunks of items up to max_rows upper rows; the largest runs first, so the
+    // activation buffers are sized once (each regrowth reallocates and zero-fills them all)
+    size_t budget = ctx->max_rows ? ctx->max_rows : 4096;
+    size_t *start = xmalloc((n + 1) * sizeof *start), n_chunks = 0, big = 0, big_rows = 0;
+    for (size_t i0 = 0; i0 < n; n_chunks++) {
         size_t G = 0, rows = 0;
-        while (i0 + G < n && (G == 0 || rows + bipo_scorer_upper_rows(&g[i0 + G], maxK) <= AB_ROW_BUDGET))
+        while (i0 + G < n && (G == 0 || rows + bipo_scorer_upper_rows(&g[i0 + G], maxK) <= budget))
             rows += bipo_scorer_upper_rows(&g[i0 + G++], maxK);
+        if (rows > big_rows) big_rows = rows, big = n_chunks;
+        start[n_chunks] = i0;
+        i0 += G;
+    }
+    start[n_chunks] = n;
+    double *out = NULL;
+    for (size_t q0 = 0; q0 < n_chunks; q0++) {
+        size_t ch = q0 == 0 ? big : q0 <= big ? q0 - 1 : q0; // big, then the others in order
+        size_t i0 = start[ch], G = start[ch + 1] - i0;
         bipo_scorer_lower(sc, g + i0, G, max_layer);
         out = xrealloc(out, G * maxK * 2 * sizeof *out);
         for (size_t j = 0; j < nl; j++) {
@@ -135,9 +146,8 @@ static void run_system(const bipo_eval_ctx *ctx, bipo_scorer *sc, const bipo_sco
                 }
             }
         }
-        i0 += G;
     }
-    free(out), free(k_cp), free(k_of), free(layers);
+    free(out), free(start), free(k_cp), free(k_of), free(layers);
 }
 
 static double sigmoid(double x) {

@@ -11,8 +11,6 @@
 #include "eval_score.h" // defines: bipo_scorer, bipo_score_group_text
 #include "util.h"       // defines: bipo_set_error, xmalloc
 
-#define CAA_ROW_BUDGET 4096
-
 // acc[C] += sign * the mean of h's rows of sequence k: the letter token (letter) or the
 // response tokens.
 static void add_rows(double *acc, const float *h, const bipo_score_group *g,
@@ -62,7 +60,7 @@ int bipo_caa_vector(const bipo_eval_ctx *ctx, size_t layer, const bipo_pairs *tr
     bipo_scorer_init(&sc, m);
     for (size_t i0 = 0; i0 < n && rc == 0;) {
         size_t G = 0, rows = 0;
-        while (i0 + G < n && (G == 0 || rows + g[i0 + G].n <= CAA_ROW_BUDGET)) rows += g[i0 + G++].n;
+        while (i0 + G < n && (G == 0 || rows + g[i0 + G].n <= (ctx->max_rows ? ctx->max_rows : 4096))) rows += g[i0 + G++].n;
         bipo_scorer_lower(&sc, g + i0, G, layer);
         for (size_t q = 0; q < G; q++) {
             const bipo_score_group *gq = &g[i0 + q];
