@@ -100,7 +100,7 @@ static void open_plot(FILE *f, const bipo_svg_plot *p, const bipo_svg_series *s,
     fputs("</text>", f);
     int k = p->k < 0 ? 0 : p->k % BIPO_SVG_MAX_PLOTS;
     fprintf(f, "<rect class=\"area\" x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
-               "fill=\"rgb(248,248,%d)\" stroke=\"#999\" stroke-width=\"1\"/>",
+               "fill=\"rgb(247,249,%d)\" stroke=\"#999\" stroke-width=\"1\"/>",
             fr->x0, fr->y0, fr->x1 - fr->x0, fr->y1 - fr->y0, 255 - k);
     for (double v = fr->ay.lo; v <= fr->ay.hi + fr->ay.step * 1e-6; v += fr->ay.step) {
         double y = py(fr, v);

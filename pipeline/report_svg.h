@@ -3,7 +3,7 @@
 // bar chart, each with axis ticks, axis labels, a title and a legend, written straight into the
 // page. No JavaScript, no external files: the page renders the same offline.
 //
-// Every plot's data area is filled with its own near-white colour rgb(248, 248, 255 - k) for
+// Every plot's data area is filled with its own near-white colour rgb(247, 249, 255 - k) (never a grey an edge blends to) for
 // plot number k (0..47, see bipo_svg_plot.k), invisible to a reader but exact in a screenshot,
 // so a test finds each plot's area by that colour and checks that data was drawn inside it.
 #ifndef BIPO_REPORT_SVG_H
