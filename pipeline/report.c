@@ -19,7 +19,8 @@ static const char *CSS =
     "text-align:left;vertical-align:top}th{background:#f0f0f0}td.sys{max-width:220px;"
     "word-break:break-word}.plots{display:flex;flex-wrap:wrap;gap:6px}"
     "svg.plot{font-size:11px;background:#fff}svg .title{font-weight:bold;font-size:12px}"
-    ".none{color:#777}pre{white-space:pre-wrap;margin:0;max-width:360px}";
+    ".none{color:#777}pre{white-space:pre-wrap;margin:0;max-width:360px;font-size:12px}"
+    "table.gen td{max-width:360px}";
 
 typedef struct {
     const bipo_run_entry *e;
@@ -232,8 +233,9 @@ static void sweep_plot(FILE *f, const run_info *const *rs, size_t n, int idx, co
 }
 
 // Runs [i0, i1) share model and behavior: A/B + metric plots per evaluated newest run, then
-// the sweep when two or more layers were evaluated.
-static void behavior_section(FILE *f, const run_info *r, size_t i0, size_t i1, int *ab_idx, int bidx) {
+// the sweep when two or more layers were evaluated, then each run's generations. 0 ok, -1.
+// Plot and table ids end in the run's row of the runs table (ab-<row>, mmlu-accuracy-<row>, ...).
+static int behavior_section(FILE *f, const char *lib, const run_info *r, size_t i0, size_t i1, int bidx) {
     const run_info **ev = xcalloc(i1 - i0 + 1, sizeof *ev);
     size_t n = 0;
     for (size_t i = i0; i < i1; i++)
@@ -250,10 +252,11 @@ static void behavior_section(FILE *f, const run_info *r, size_t i0, size_t i1, i
         snprintf(where, sizeof where, "layer %d", ev[q]->e->layer);
         snprintf(title, sizeof title, "A/B %s, layer %d", ev[q]->e->behavior, ev[q]->e->layer);
         const bipo_eval_table *ab = bipo_eval_table_find(ev[q]->ev, "ab");
-        if (ab) ab_plot(f, ab, "ab", (*ab_idx)++, title);
+        int row = (int)(ev[q] - r);
+        if (ab) ab_plot(f, ab, "ab", row, title);
         for (size_t g = 0; g < ev[q]->ev->n_kids; g++) {
             const bipo_eval_table *kid = &ev[q]->ev->kids[g];
-            if (strcmp(kid->name, "ab") && strcmp(kid->name, "split")) metric_plots(f, kid, *ab_idx - 1, where);
+            if (strcmp(kid->name, "ab") && strcmp(kid->name, "split")) metric_plots(f, kid, row, where);
         }
     }
     if (n >= 2) {
@@ -262,7 +265,16 @@ static void behavior_section(FILE *f, const run_info *r, size_t i0, size_t i1, i
         sweep_plot(f, ev, n, bidx, title);
     }
     if (n) fputs("</div>\n", f);
+    int rc = 0;
+    for (size_t q = 0; q < n && !rc; q++) {
+        char path[6 * BIPO_NAME_MAX], title[6 * BIPO_NAME_MAX];
+        const bipo_run_entry *e = ev[q]->e;
+        bipo_store_run_path(path, sizeof path, e->model, e->behavior, e->layer, e->run);
+        run_title(title, sizeof title, e);
+        rc = bipo_report_generations(f, lib, path, (int)(ev[q] - r), title); // report_gen.c
+    }
     free(ev);
+    return rc;
 }
 
 // /eval/compose/<name>/ab and /eval/transfer/<name>/ab.
@@ -307,11 +319,11 @@ int bipo_report_write(bipo_store *s, const char *lib_path, FILE *f) {
     fputs("<h2>Training loss</h2><div class=\"plots\">\n", f);
     for (size_t i = 0; i < l.n_runs; i++) loss_plot(f, &r[i], (int)i);
     fputs("</div>\n<h2>Evaluation</h2>\n", f);
-    int ab_idx = 0, bidx = 0;
+    int bidx = 0;
     for (size_t i = 0; i < l.n_runs;) { // sorted by model, behavior, layer
         size_t j = i;
         while (j < l.n_runs && !strcmp(l.runs[j].model, l.runs[i].model) && !strcmp(l.runs[j].behavior, l.runs[i].behavior)) j++;
-        behavior_section(f, r, i, j, &ab_idx, bidx++);
+        if (behavior_section(f, lib_path, r, i, j, bidx++)) goto done;
         i = j;
     }
     library_eval(f, s);

@@ -12,4 +12,10 @@
 // Writes the page for the open library s (lib_path is shown in the header) to f.
 // 0 ok; -1 with bipo_last_error() when the library cannot be read.
 int bipo_report_write(bipo_store *s, const char *lib_path, FILE *f);
+
+// The generations table of one run (pipeline/report_gen.c): its eval/generate/<i> string
+// datasets, a column per multiplier; writes nothing when the run has none. run_path as
+// bipo_store_run_path gives it; the table's id is "gen-<idx>". 0 ok, -1 when the library
+// cannot be opened.
+int bipo_report_generations(FILE *f, const char *lib_path, const char *run_path, int idx, const char *title);
 #endif

@@ -41,6 +41,16 @@ with h5py.File(sys.argv[1], "r+") as f:
         g = ev.create_group(f"truthfulqa/{arm}"); g["multipliers"] = m
         g["mc1"] = base + 0.05 * m; g["mc2"] = base + 0.2 + 0.05 * m
         g = ev.create_group(f"jailbreak/{arm}"); g["multipliers"] = m; g["asr"] = 0.5 + 0.2 * m
+    # generations: eval/generate/<multiplier index>, fixed-length strings (as the store writes
+    # them) at index 0 and 2, variable-length (other writers) at index 1
+    for i, mul in enumerate(m):
+        g = ev.create_group(f"generate/{i}"); g.attrs["multiplier"] = mul
+        resp = [f"answer {j} at m={mul:g} <i>&</i> \u00e9" for j in range(2)]
+        utf8 = h5py.string_dtype("utf-8", 64) if i == 2 else "S64"  # UTF-8 / ASCII charset
+        if i == 1:
+            g["prompt"] = ["Hi?", "Why <so>?"]; g["response"] = resp
+        else:
+            g["prompt"] = np.array([b"Hi?", b"Why <so>?"]); g["response"] = np.array([r.encode() for r in resp], dtype=utf8)
 PY
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -49,7 +59,7 @@ check "report exits 0 ($out)" test $? -eq 0
 check "no side file left next to the page" bash -c "! ls '$T' | grep -q 'r.html.tmp'"
 check "page structure: plots, point counts, escaping, nothing external" $PY - "$T/r.html" "$T/a.json" <<'PY'
 import json, re, sys
-page, lib = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))
+page, lib = open(sys.argv[1], encoding="utf-8").read(), json.load(open(sys.argv[2]))
 ids = re.findall(r'<svg id="([^"]+)"', page)
 want = ["loss-0", "loss-1", "ab-0", "ab-1", "mmlu-accuracy-1", "truthfulqa-mc1-1", "truthfulqa-mc2-1",
         "jailbreak-asr-1", "sweep-0"]
@@ -74,6 +84,14 @@ for r in lib["runs"]:
 assert page.count("Be &lt;b&gt;kind&lt;/b&gt; &amp; &quot;fair&quot;") == 2 and "<b>kind" not in page
 assert not re.search(r'<script|<link|<img|src=|url\(|@import', page), "external or active content"
 assert set(re.findall(r'https?://[^"\s]*', page)) == {"http://www.w3.org/2000/svg"}
+gen = re.search(r'<table id="gen-1".*?</table>', page, re.S).group(0)   # the layer-1 run only
+assert "gen-0" not in page
+assert re.findall(r"<th>([^<]*)</th>", gen) == ["prompt", "m = -1", "m = 0", "m = 1"], gen
+rows = re.findall(r"<tr><td><pre>(.*?)</pre></td>(.*?)</tr>", gen)
+assert [p for p, _ in rows] == ["Hi?", "Why &lt;so&gt;?"], rows
+for j, (_, cells) in enumerate(rows):
+    want = [f"answer {j} at m={m} &lt;i&gt;&amp;&lt;/i&gt; \u00e9" for m in ("-1", "0", "1")]
+    assert re.findall(r"<pre>(.*?)</pre>", cells) == want, (cells, want)
 PY
 expect_fail() { # expect_fail WHAT PATTERN CMD... : exit 1, one stderr line matching, no page
   local what=$1 pat=$2; shift 2
