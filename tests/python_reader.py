@@ -10,6 +10,8 @@ import sys
 import h5py
 import numpy as np
 
+from pycheck import Checks  # tests/pycheck.py
+
 
 # ---- reading (the docs/PYTHON.md example) ----------------------------------------------------
 def list_runs(f):
@@ -83,14 +85,7 @@ def torch_check(hf_dir, layer, vector, check):
 def main():
     lib, inspect_json = sys.argv[1], sys.argv[2]
     ref = json.load(open(inspect_json))["runs"]
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        if not ok:
-            print("FAIL:", what, file=sys.stderr)
+    check = Checks("python_reader")
 
     with h5py.File(lib, "r") as f:
         runs = list_runs(f)
@@ -115,8 +110,7 @@ def main():
         if len(sys.argv) > 3:
             m, b, layer, run, _ = runs[0]
             torch_check(sys.argv[3], layer, read_run(f, m, b, layer, run)["vector"], check)
-    print(f"python_reader: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from pycheck import Checks  # tests/pycheck.py
+
 
 def read_png(path):
     """RGB uint8 [H, W, 3] of an 8-bit RGB/RGBA non-interlaced PNG."""
@@ -62,14 +64,7 @@ def main():
     html, png, W, H = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     page = open(html, encoding="utf-8").read()
     img = read_png(png)
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        if not ok:
-            print("FAIL:", what, file=sys.stderr)
+    check = Checks("report_png")
 
     check(img.shape == (H, W, 3), f"PNG is {img.shape[1]}x{img.shape[0]}, want {W}x{H}")
     white = (img == 255).all(2).mean()
@@ -106,8 +101,7 @@ def main():
         check(len(drawn) >= want and sum(seen.values()) >= 100,
               f"{pid}: series colour pixels {seen}")
         print(f"  {pid:28s} area {x1 - x0 + 1}x{y1 - y0 + 1} at ({x0},{y0}); colour pixels {seen}")
-    print(f"report_png: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":
