@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/report_test.sh BIN MAKE_TINY SRC_DIR — `bipo-pipeline report` as a person uses it: a tiny
-# library trained and evaluated at two layers (plus MMLU / TruthfulQA / jailbreak groups added
+# library trained and evaluated at two layers with a compose (plus MMLU / TruthfulQA / jailbreak groups added
 # with h5py in the layout the eval writes them), the page's structure (one <svg> per plot,
 # polylines with one point per loss step / epoch / multiplier, escaped library strings, nothing
 # external), bad input (one error line, nothing written), then the page rendered by headless
@@ -25,9 +25,14 @@ eval:
   multipliers: [-2, -1, 0, 1, 2]
   protocol: text
   max_items: 6
+  compose:
+    - name: both
+      terms: [{behavior: positive, layer: 1, method: bipo, multiplier: 1}, {behavior: positive, layer: 1, method: caa, multiplier: 1}]
 YAML
 out=$("$BIN" train "$T/a.yaml" --output "$T/a.h5" --quiet 2>&1)
 check "train with eval at two layers ($out)" test $? -eq 0
+out=$("$BIN" eval "$T/a.yaml" --output "$T/a.h5" --quiet 2>&1) # the compose runs in `eval`
+check "eval: the compose ($out)" test $? -eq 0
 "$BIN" inspect "$T/a.h5" --json >"$T/a.json"
 # MMLU / TruthfulQA / jailbreak results as the eval files them (runs/<run>/eval/<group>/<arm>/...)
 check "add mmlu, truthfulqa and jailbreak groups to the layer-1 run" $PY - "$T/a.h5" <<'PY'
@@ -62,7 +67,7 @@ import json, re, sys
 page, lib = open(sys.argv[1], encoding="utf-8").read(), json.load(open(sys.argv[2]))
 ids = re.findall(r'<svg id="([^"]+)"', page)
 want = ["loss-0", "loss-1", "ab-0", "ab-1", "mmlu-accuracy-1", "truthfulqa-mc1-1", "truthfulqa-mc2-1",
-        "jailbreak-asr-1", "sweep-0"]
+        "jailbreak-asr-1", "sweep-0", "compose-0"]
 assert sorted(ids) == sorted(want), ids
 svg = dict(zip(ids, re.findall(r'<svg id="[^"]+".*?</svg>', page, re.S)))
 def points(body):  # {series name: number of polyline points}
@@ -76,6 +81,7 @@ for i, r in enumerate(lib["runs"]):
     pm = r["eval"]["ab"]["bipo"]["p_match"]
     assert sorted(range(5), key=lambda k: ys[k]) == sorted(range(5), key=lambda k: -pm[k]), (ys, pm)
 assert points(svg["sweep-0"]) == {k: 2 for k in lib["runs"][0]["eval"]["ab"]}
+assert points(svg["compose-0"]) == {"both": len(lib["eval"]["compose"]["both"]["ab"]["both"]["p_match"])} == {"both": 5}
 bars = re.findall(r'<rect class="bar"[^>]*><title>([^<]*)</title>', svg["truthfulqa-mc2-1"])
 assert len(bars) == 6 and bars[0] == "bipo: 0.45" and bars[5] == "caa: 0.65", bars  # 3 m x 2 arms
 for r in lib["runs"]:
