@@ -35,7 +35,7 @@ static int plot_k; // the next plot number (area colour), counts over the whole 
 static bipo_svg_plot next_plot(char *id, const char *kind, int idx, const char *title, const char *xl,
                                const char *yl) {
     snprintf(id, ID_MAX, "%s-%d", kind, idx);
-    return (bipo_svg_plot){id, title, xl, yl, plot_k++, 0};
+    return (bipo_svg_plot){id, title, xl, yl, plot_k++, 0, 0};
 }
 
 // An array as doubles (malloc'd; [n]), NULL when absent.
@@ -138,6 +138,7 @@ static void ab_plot(FILE *f, const bipo_eval_table *ab, const char *kind, int id
     }
     char id[ID_MAX];
     bipo_svg_plot p = next_plot(id, kind, idx, title, "multiplier m", "p(matching answer)");
+    p.unit_y = 1;
     bipo_svg_lines(f, &p, s, m);
     for (size_t a = 0; a < m; a++) free((void *)s[a].x), free((void *)s[a].y);
     free(s);

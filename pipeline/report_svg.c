@@ -95,7 +95,11 @@ static void open_plot(FILE *f, const bipo_svg_plot *p, const bipo_svg_series *s,
     fprintf(f, "\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\">",
             BIPO_SVG_W, BIPO_SVG_H, BIPO_SVG_W, BIPO_SVG_H);
-    fprintf(f, "<text class=\"title\" x=\"%d\" y=\"16\" text-anchor=\"middle\">", BIPO_SVG_W / 2);
+    // a long title (model / behavior / layer / run) is squeezed to the plot's width, not clipped
+    double tw = 6.8 * (double)strlen(p->title ? p->title : ""), room = BIPO_SVG_W - 8;
+    fprintf(f, "<text class=\"title\" x=\"%d\" y=\"16\" text-anchor=\"middle\"", BIPO_SVG_W / 2);
+    if (tw > room) fprintf(f, " textLength=\"%.0f\" lengthAdjust=\"spacingAndGlyphs\"", room);
+    fputs(">", f);
     bipo_html_puts(f, p->title);
     fputs("</text>", f);
     int k = p->k < 0 ? 0 : p->k % BIPO_SVG_MAX_PLOTS;
@@ -137,6 +141,7 @@ void bipo_svg_lines(FILE *f, const bipo_svg_plot *p, const bipo_svg_series *s, s
     range_of(s, n, 0, &lo, &hi);
     double pad = isfinite(hi - lo) ? 0.05 * (hi - lo) : 0;
     fr.ay = nice_axis(lo - pad, hi + pad);
+    if (p->unit_y && lo >= 0 && hi <= 1) fr.ay.lo = fmax(fr.ay.lo, 0), fr.ay.hi = fmin(fr.ay.hi, 1);
     open_plot(f, p, s, n, &fr);
     for (double v = fr.ax.lo; v <= fr.ax.hi + fr.ax.step * 1e-6; v += fr.ax.step)
         x_tick(f, &fr, px(&fr, v), NULL, v, fr.ax.step);

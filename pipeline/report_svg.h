@@ -29,6 +29,7 @@ typedef struct {
     const char *title, *xlabel, *ylabel;
     int k;                       // plot number (area colour), 0 .. BIPO_SVG_MAX_PLOTS-1
     int integer_x;               // x ticks at whole numbers only (layers)
+    int unit_y;                  // a probability: the y axis stays within [0, 1]
 } bipo_svg_plot;
 
 // Writes s (the text of a library string) with & < > " ' escaped.
