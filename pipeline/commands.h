@@ -11,4 +11,5 @@ int cmd_inspect(int argc, char **argv);  // pipeline/cmd_inspect.c
 int cmd_export(int argc, char **argv);   // pipeline/cmd_export.c
 int cmd_plan(int argc, char **argv);     // pipeline/cmd_plan.c
 int cmd_eval(int argc, char **argv);     // pipeline/cmd_eval.c
+int cmd_report(int argc, char **argv);   // pipeline/cmd_report.c
 #endif

@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
      "           (the config's eval: block on the library's vectors, no training)"},
     {"plan", cmd_plan, "plan CONFIG.yaml [--ranks N] [--ranks-per-job N] [--memory-gb G]"},
     {"inspect", cmd_inspect, "inspect LIB.h5 [--json] [--check]"},
+    {"report", cmd_report, "report LIB.h5 -o|--output REPORT.html (one self-contained HTML page)"},
     {"export", cmd_export,
      "export LIB.h5 -o|--output FILE [--format f32|gguf|safetensors|pt] [--model ID]\n"
      "           [--behavior B] [--layer L] [--run R] [--multiplier M] [--print-layer]\n"
