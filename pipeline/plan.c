@@ -76,11 +76,7 @@ int bipo_tokenize_pairs(const bipo_pairs *p, const bipo_tokenizer *tok,
                         const bipo_chat_template *tpl, const char *system,
                         const bipo_response_form *form, size_t max_length, bipo_example **ex,
                         size_t *n_trunc) {
-    const char **q = xmalloc((p->n + 1) * sizeof *q), **a = xmalloc((p->n + 1) * sizeof *a),
-               **o = xmalloc((p->n + 1) * sizeof *o);
-    for (size_t i = 0; i < p->n; i++) q[i] = p->p[i].question, a[i] = p->p[i].matching, o[i] = p->p[i].not_matching;
-    int rc = bipo_examples_build(tok, tpl, system, form, q, a, o, p->n, max_length, ex, n_trunc);
-    free(q), free(a), free(o);
+    int rc = bipo_examples_from_pairs(tok, tpl, system, form, p, max_length, ex, n_trunc);
     if (rc != 0) {
         char msg[1200];
         snprintf(msg, sizeof msg, "%s: %s", p->path, bipo_last_error());

@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chat.h"  // defines: bipo_chat_template, bipo_tokenizer
+#include "chat.h"    // defines: bipo_chat_template, bipo_tokenizer, bipo_response_form
+#include "dataset.h" // defines: bipo_pairs
 #include "model.h" // defines: bipo_model, bipo_acts, bipo_grads
 
 typedef enum { BIPO_SCHED_COSINE = 0, BIPO_SCHED_LINEAR = 1, BIPO_SCHED_CONSTANT = 2 } bipo_schedule;
@@ -81,6 +82,11 @@ int bipo_examples_build(const bipo_tokenizer *tok, const bipo_chat_template *tpl
                         const char *const *question, const char *const *matching,
                         const char *const *not_matching, size_t n, size_t max_length,
                         bipo_example **out, size_t *n_truncated);
+// The same for the pairs of a data set (training, held-out items, evaluation).
+int bipo_examples_from_pairs(const bipo_tokenizer *tok, const bipo_chat_template *tpl,
+                             const char *system, const bipo_response_form *form,
+                             const bipo_pairs *p, size_t max_length, bipo_example **out,
+                             size_t *n_truncated);
 
 // Data parallelism inside a rank group: pair i belongs to rank i % size (its caches live
 // there); every rank draws the same data order and d, computes the pairs of each batch it

@@ -74,3 +74,16 @@ fail:
     free(ex);
     return -1;
 }
+
+int bipo_examples_from_pairs(const bipo_tokenizer *tok, const bipo_chat_template *tpl,
+                             const char *system, const bipo_response_form *form,
+                             const bipo_pairs *p, size_t max_length, bipo_example **out,
+                             size_t *n_truncated) {
+    size_t n = p->n;
+    const char **q = xmalloc((n + 1) * sizeof *q), **a = xmalloc((n + 1) * sizeof *a),
+               **o = xmalloc((n + 1) * sizeof *o);
+    for (size_t i = 0; i < n; i++) q[i] = p->p[i].question, a[i] = p->p[i].matching, o[i] = p->p[i].not_matching;
+    int rc = bipo_examples_build(tok, tpl, system, form, q, a, o, n, max_length, out, n_truncated);
+    free(q), free(a), free(o);
+    return rc;
+}

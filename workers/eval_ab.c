@@ -33,15 +33,9 @@ static int same_text(const char *a, const char *b) { return a == b || (a && b &&
 
 int bipo_eval_examples(const bipo_eval_ctx *ctx, const char *system, const bipo_pairs *items,
                        bipo_example **out) {
-    size_t n = items->n, n_trunc = 0;
-    const char **q = xmalloc((n ? n : 1) * sizeof *q), **mt = xmalloc((n ? n : 1) * sizeof *mt),
-               **nm = xmalloc((n ? n : 1) * sizeof *nm);
-    for (size_t i = 0; i < n; i++)
-        q[i] = items->p[i].question, mt[i] = items->p[i].matching, nm[i] = items->p[i].not_matching;
-    int rc = bipo_examples_build(ctx->tok, ctx->tpl, system, ctx->form, q, mt, nm, n, ctx->max_length, out,
-                                 &n_trunc);
-    free(q), free(mt), free(nm);
-    return rc;
+    size_t n_trunc = 0;
+    return bipo_examples_from_pairs(ctx->tok, ctx->tpl, system, ctx->form, items, ctx->max_length, out,
+                                    &n_trunc);
 }
 
 // Score groups of every item under one system prompt. -1 + bipo_set_error naming the item.
