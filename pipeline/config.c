@@ -220,7 +220,7 @@ static int read_choice(ctx *x, yaml_node_t *v, const char *key, const char *cons
 
 // ${BIPO_DATA} when the environment does not set it: the data folder scripts/fetch-data fills,
 // ${BIPO_CACHE:-$HOME/.cache/bipo-pipeline}/data (so shipped configs run without exports).
-static const char *env_or_default(const char *name, char *buf, size_t cap) {
+const char *bipo_config_env(const char *name, char *buf, size_t cap) {
     const char *val = getenv(name);
     if (val || strcmp(name, "BIPO_DATA")) return val;
     const char *cache = getenv("BIPO_CACHE"), *home = getenv("HOME");
@@ -258,7 +258,7 @@ static int read_path(ctx *x, yaml_node_t *v, const char *key, char **out) {
             char name[128];
             snprintf(name, sizeof name, "%.*s", (int)(e - p - 2), p + 2);
             char dflt[4096];
-            const char *val = env_or_default(name, dflt, sizeof dflt);
+            const char *val = bipo_config_env(name, dflt, sizeof dflt);
             if (!val) { rc = fail(x, v, key, "environment variable %s is not set (used in '%s')", name, s); goto out; }
             PUT(val, strlen(val));
             p = e + 1;

@@ -112,6 +112,80 @@ static int read_set(Y *x, yaml_node_t *v, const char *key, int items, int path_a
     return 0;
 }
 
+static int read_positions(Y *x, yaml_node_t *v, const char *key, int *out) {
+    static const char *const POS[] = {"all", "answer", NULL};
+    int i;
+    if (bipo_yaml_choice(x, v, key, POS, &i)) return -1;
+    *out = i ? BIPO_POS_ANSWER : BIPO_POS_ALL;
+    return 0;
+}
+
+static int read_gen(Y *x, yaml_node_t *v, bipo_eval_gen_cfg *g) {
+    static const char *const GK[] = {"prompts", "max_items", "multipliers", "max_new_tokens", "temperature",
+                                     "seed", "positions", NULL};
+    static const char *const P = "eval.generate";
+    yaml_node_t *n;
+    g->max_new_tokens = 64, g->positions = -1;
+    if (bipo_yaml_check_keys(x, v, P, GK)) return -1;
+    if (!(n = bipo_yaml_get(x, v, "prompts")))
+        return FAIL_AT(v, K(P, "prompts"), "missing (a text file, one prompt a line, or a CSV with a question column)");
+    if (bipo_yaml_path(x, n, K(P, "prompts"), &g->prompts)) return -1;
+    if ((n = bipo_yaml_get(x, v, "max_items")) && bipo_yaml_size(x, n, K(P, "max_items"), 0, &g->max_items)) return -1;
+    if ((n = bipo_yaml_get(x, v, "multipliers")) && read_multipliers(x, n, K(P, "multipliers"), 1, &g->mult, &g->n_mult))
+        return -1;
+    if ((n = bipo_yaml_get(x, v, "max_new_tokens")) && bipo_yaml_size(x, n, K(P, "max_new_tokens"), 1, &g->max_new_tokens))
+        return -1;
+    if ((n = bipo_yaml_get(x, v, "temperature"))) {
+        if (bipo_yaml_double(x, n, K(P, "temperature"), &g->temperature)) return -1;
+        if (g->temperature < 0) return FAIL_AT(n, K(P, "temperature"), "%g is negative (0 = greedy)", g->temperature);
+    }
+    if ((n = bipo_yaml_get(x, v, "seed")) && bipo_yaml_u64(x, n, K(P, "seed"), &g->seed)) return -1;
+    if ((n = bipo_yaml_get(x, v, "positions")) && read_positions(x, n, K(P, "positions"), &g->positions)) return -1;
+    return 0;
+}
+
+static int read_jailbreak(Y *x, yaml_node_t *v, bipo_eval_jb_cfg *j) {
+    static const char *const JK[] = {"goals", "max_items", "multiplier", "max_new_tokens", "refusals",
+                                     "judge_command", NULL};
+    static const char *const P = "eval.jailbreak";
+    yaml_node_t *n;
+    yaml_node_item_t *it = NULL;
+    j->max_new_tokens = 64, j->multiplier = 1;
+    if (bipo_yaml_check_keys(x, v, P, JK)) return -1;
+    if ((n = bipo_yaml_get(x, v, "goals"))) {
+        if (bipo_yaml_path(x, n, K(P, "goals"), &j->goals)) return -1;
+    } else {
+        char buf[4096];
+        const char *data = bipo_config_env("BIPO_DATA", buf, sizeof buf);
+        if (!data) return FAIL_AT(v, K(P, "goals"), "not set and neither BIPO_DATA nor HOME is (give the AdvBench CSV)");
+        j->goals = xmalloc(strlen(data) + 40);
+        sprintf(j->goals, "%s/advbench/harmful_behaviors.csv", data);
+    }
+    if ((n = bipo_yaml_get(x, v, "max_items")) && bipo_yaml_size(x, n, K(P, "max_items"), 0, &j->max_items)) return -1;
+    if ((n = bipo_yaml_get(x, v, "multiplier"))) {
+        if (bipo_yaml_double(x, n, K(P, "multiplier"), &j->multiplier)) return -1;
+        if (!(j->multiplier > 0)) return FAIL_AT(n, K(P, "multiplier"), "%g: give M > 0 (ASR is measured at -M, 0, +M)", j->multiplier);
+    }
+    if ((n = bipo_yaml_get(x, v, "max_new_tokens")) && bipo_yaml_size(x, n, K(P, "max_new_tokens"), 1, &j->max_new_tokens))
+        return -1;
+    if ((n = bipo_yaml_get(x, v, "refusals"))) {
+        long nr = list_of(x, n, K(P, "refusals"), "refusal strings", &it);
+        if (nr < 0) return -1;
+        j->refusals = xcalloc((size_t)nr, sizeof *j->refusals);
+        for (long i = 0; i < nr; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "%s.refusals[%ld]", P, i);
+            yaml_node_t *r = bipo_yaml_node(x, it[i]);
+            if (bipo_yaml_str(x, r, k, 0, &j->refusals[i])) return -1;
+            j->n_refusals = (size_t)i + 1;
+            if (!*j->refusals[i]) return FAIL_AT(r, k, "empty (it would match every response)");
+        }
+    }
+    if ((n = bipo_yaml_get(x, v, "judge_command")) && bipo_yaml_str(x, n, K(P, "judge_command"), 0, &j->judge_command))
+        return -1;
+    return 0;
+}
+
 static int read_methods(Y *x, yaml_node_t *v, bipo_eval_cfg *e) {
     yaml_node_item_t *it = NULL;
     long n = list_of(x, v, "eval.methods", "methods (bipo, caa, caa_norm_matched, prompt)", &it);
@@ -267,9 +341,9 @@ static int read_named_list(Y *x, yaml_node_t *v, const char *key, const bipo_con
 int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_eval_cfg *e) {
     static const char *const EK[] = {"multipliers", "positions", "protocol", "score_eos", "methods",
                                      "max_items", "test_data", "split_seed", "prompt", "prompts", "mmlu",
-                                     "truthfulqa", "neutral_text", "compose", "transfer", NULL};
+                                     "truthfulqa", "neutral_text", "generate", "jailbreak", "compose", "transfer", NULL};
     static const double DEFAULT_MULT[] = {-2, -1, -0.5, 0, 0.5, 1, 2};
-    static const char *const POS[] = {"all", "answer", NULL}, *const PROTO[] = {"auto", "letter", "text", NULL};
+    static const char *const PROTO[] = {"auto", "letter", "text", NULL};
     memset(e, 0, sizeof *e);
     e->methods = BIPO_EVAL_BIPO | BIPO_EVAL_CAA | BIPO_EVAL_CAA_NORM | BIPO_EVAL_PROMPT;
     e->score_eos = 1;
@@ -285,8 +359,8 @@ int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_ev
         memcpy(e->mult, DEFAULT_MULT, sizeof DEFAULT_MULT);
     }
     if ((n = bipo_yaml_get(x, v, "positions"))) {
-        if (bipo_yaml_choice(x, n, "eval.positions", POS, &i)) return -1;
-        e->positions = i ? BIPO_POS_ANSWER : BIPO_POS_ALL;
+        if (read_positions(x, n, "eval.positions", &i)) return -1;
+        e->positions = (bipo_positions)i;
     }
     if ((n = bipo_yaml_get(x, v, "protocol"))) {
         if (bipo_yaml_choice(x, n, "eval.protocol", PROTO, &i)) return -1;
@@ -308,6 +382,8 @@ int bipo_eval_cfg_parse(Y *x, yaml_node_t *v, const bipo_config_file *c, bipo_ev
     if ((n = bipo_yaml_get(x, v, "mmlu")) && read_set(x, n, "eval.mmlu", 1, 0, &e->mmlu)) return -1;
     if ((n = bipo_yaml_get(x, v, "truthfulqa")) && read_set(x, n, "eval.truthfulqa", 1, 0, &e->truthfulqa)) return -1;
     if ((n = bipo_yaml_get(x, v, "neutral_text")) && read_set(x, n, "eval.neutral_text", 0, 1, &e->neutral)) return -1;
+    if ((n = bipo_yaml_get(x, v, "generate")) && read_gen(x, n, &e->generate)) return -1;
+    if ((n = bipo_yaml_get(x, v, "jailbreak")) && read_jailbreak(x, n, &e->jailbreak)) return -1;
     if ((n = bipo_yaml_get(x, v, "compose")) &&
         read_named_list(x, n, "eval.compose", c, sizeof *e->compose, c_one, (void **)&e->compose, &e->n_compose))
         return -1;
@@ -323,6 +399,9 @@ void bipo_eval_cfg_free(bipo_eval_cfg *e) {
     free(e->mult), free(e->test_data);
     bipo_eval_set_cfg *sets[3] = {&e->mmlu, &e->truthfulqa, &e->neutral};
     for (int i = 0; i < 3; i++) free(sets[i]->path), free(sets[i]->mult);
+    free(e->generate.prompts), free(e->generate.mult);
+    for (size_t i = 0; i < e->jailbreak.n_refusals; i++) free(e->jailbreak.refusals[i]);
+    free(e->jailbreak.goals), free(e->jailbreak.refusals), free(e->jailbreak.judge_command);
     prompt_free(&e->prompt);
     for (size_t i = 0; i < e->n_prompts; i++) prompt_free(&e->prompts[i]);
     free(e->prompts);
@@ -385,6 +464,21 @@ void bipo_eval_settings_hash(const bipo_eval_cfg *e, const char *behavior, const
         snprintf(buf, sizeof buf, "|set%d|max=%zu|", i, sets[i]->max_items);
         hash_str(&h, buf), hash_str(&h, sets[i]->path);
         hash_mult(&h, sets[i]->mult, sets[i]->n_mult);
+    }
+    const bipo_eval_gen_cfg *g = &e->generate;
+    if (g->prompts) { // the generations (temperature and seed only when sampling)
+        snprintf(buf, sizeof buf, "|generate|max=%zu|new=%zu|pos=%d|t=%.17g|seed=%llu|", g->max_items,
+                 g->max_new_tokens, g->positions, g->temperature,
+                 g->temperature > 0 ? (unsigned long long)g->seed : 0ULL);
+        hash_str(&h, buf), hash_str(&h, g->prompts);
+        hash_mult(&h, g->mult, g->n_mult);
+    }
+    const bipo_eval_jb_cfg *jb = &e->jailbreak;
+    if (jb->goals) {
+        snprintf(buf, sizeof buf, "|jailbreak|max=%zu|new=%zu|m=%.17g|n_ref=%zu|", jb->max_items,
+                 jb->max_new_tokens, jb->multiplier, jb->n_refusals);
+        hash_str(&h, buf), hash_str(&h, jb->goals), hash_str(&h, jb->judge_command);
+        for (size_t i = 0; i < jb->n_refusals; i++) hash_str(&h, jb->refusals[i]);
     }
     bipo_sha256_hex(&h, out);
 }

@@ -21,6 +21,21 @@
 //     neutral_text: path | {path: P, multipliers: [...]}       # mean log-prob of a plain text
 //                                                 # (multipliers default [-1, 0, 1]; each arm of
 //                                                 # `methods` is scored at each)
+//     generate:                                   # steered generations (eval_generate.c)
+//       prompts: PATH                             # one prompt a line, or a CSV's `question` column
+//       max_items: N                              # first N prompts (0 = all)
+//       multipliers: [...]                        # default eval.multipliers
+//       max_new_tokens: 64
+//       temperature: 0                            # 0 greedy; > 0 samples (prompt p: seed + p)
+//       seed: 0
+//       positions: all | answer                   # default eval.positions
+//     jailbreak:                                  # AdvBench attack-success rate (eval_generate.c)
+//       goals: PATH                               # default ${BIPO_DATA}/advbench/harmful_behaviors.csv
+//       max_items: N
+//       multiplier: M                             # ASR at -M, 0, +M (default 1)
+//       max_new_tokens: 64
+//       refusals: [TEXT, ...]                     # default GCG's list (workers/jailbreak.h)
+//       judge_command: CMD                        # sh -c CMD < JSONL; one score 0..1 a line
 //     compose:                                    # sums of library vectors (`eval`, and `train`
 //                                                 # on rank 0 after its last job)
 //       - name: NAME
@@ -86,6 +101,27 @@ typedef struct {
     bipo_mark mark;
 } bipo_transfer_cfg;
 
+typedef struct {
+    char *prompts;         // resolved; NULL = no generate block
+    size_t max_items;      // 0 = all
+    double *mult;          // NULL = eval.multipliers
+    size_t n_mult;
+    size_t max_new_tokens; // default 64
+    double temperature;    // <= 0 greedy
+    uint64_t seed;
+    int positions;         // -1: eval.positions, else a bipo_positions
+} bipo_eval_gen_cfg;
+
+typedef struct {
+    char *goals;           // resolved; NULL = no jailbreak block
+    size_t max_items;      // 0 = all
+    double multiplier;     // default 1: -M, 0, +M
+    size_t max_new_tokens; // default 64
+    char **refusals;       // NULL = GCG's list
+    size_t n_refusals;
+    char *judge_command;   // NULL = none
+} bipo_eval_jb_cfg;
+
 struct bipo_eval_cfg {
     double *mult;
     size_t n_mult;
@@ -101,6 +137,8 @@ struct bipo_eval_cfg {
     bipo_eval_prompt_cfg *prompts; // per behavior
     size_t n_prompts;
     bipo_eval_set_cfg mmlu, truthfulqa, neutral; // neutral: the neutral_text (max_items unused)
+    bipo_eval_gen_cfg generate;
+    bipo_eval_jb_cfg jailbreak;
     bipo_compose_cfg *compose;
     size_t n_compose;
     bipo_transfer_cfg *transfer;
@@ -118,7 +156,8 @@ void bipo_eval_prompts_for(const bipo_eval_cfg *e, const char *behavior, const c
                            const char **minus);
 // sha256 hex of what decides the A/B numbers of a behavior's runs: multipliers, positions,
 // protocol, score_eos, methods, max_items, the items' data hash, the prompts, and (when set)
-// the mmlu / truthfulqa / neutral_text paths, max_items and multipliers.
+// the mmlu / truthfulqa / neutral_text paths, max_items and multipliers, and the generate /
+// jailbreak blocks (each only when set: configs without them keep their hashes).
 void bipo_eval_settings_hash(const bipo_eval_cfg *e, const char *behavior, const char *items_hash,
                              char out[65]);
 // The seed splitting behaviors without test_data (eval.split_seed, else train.seed).

@@ -31,5 +31,7 @@ int bipo_yaml_choice(bipo_yaml_ctx *x, yaml_node_t *v, const char *key, const ch
 int bipo_yaml_path(bipo_yaml_ctx *x, yaml_node_t *v, const char *key, char **out); // resolved
 int bipo_yaml_layers(bipo_yaml_ctx *x, yaml_node_t *v, const char *key, bipo_layer_list *l);
 int bipo_yaml_name(bipo_yaml_ctx *x, yaml_node_t *v, const char *key, char **out); // HDF5 group name
+// ${name} as paths expand it (BIPO_DATA defaults to the fetch-data folder); NULL when unset.
+const char *bipo_config_env(const char *name, char *buf, size_t cap);
 
 #endif

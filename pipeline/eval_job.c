@@ -1,8 +1,8 @@
 // pipeline/eval_job.c — one run's evaluation (see eval_job.h): the arms the config asks for
 // (BiPO's vector, CAA's and its norm-matched copy, the prompting baseline) on the behavior's
 // held-out items, measured in chunks with a progress line, then on the knowledge sets
-// (eval_knowledge.c), filed as tables under the run. Between chunks the sink's poll runs, so
-// rank 0 keeps serving the other leaders while it evaluates.
+// (eval_knowledge.c) and in free text (eval_generate.c), filed as tables under the run. Between
+// chunks the sink's poll runs, so rank 0 keeps serving the other leaders while it evaluates.
 #include "eval_job.h"
 
 #include <math.h>
@@ -165,7 +165,9 @@ int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *
     bipo_eval_table tabs[2];
     bipo_eval_table_init(&tabs[0], "eval");
     bipo_eval_table_init(&tabs[1], "."); // the CAA vectors beside the run's BiPO vector
-    if (bipo_eval_knowledge(&ec, e, arms, na, &pr, &tabs[0]) != 0) {
+    char judge_err[1024];
+    if (bipo_eval_knowledge(&ec, e, arms, na, &pr, &tabs[0]) != 0 ||
+        bipo_eval_generations(&ec, e, layer, v, &pr, &tabs[0], judge_err, sizeof judge_err) != 0) {
         for (size_t a = 0; a < na; a++) bipo_ab_result_free(&res[a]);
         bipo_eval_table_free(&tabs[0]), bipo_eval_table_free(&tabs[1]);
         goto out;
@@ -186,6 +188,8 @@ int bipo_eval_job(bipo_job_ctx *j, size_t layer, const char *hash, const float *
     }
     bipo_eval_where w = {&key, NULL};
     rc = j->sink->eval(j->sink, &w, tabs, tabs[1].n_arrays ? 2 : 1);
+    if (rc == 0 && judge_err[0]) // the generations are stored; the run still fails, naming the judge
+        rc = -1, bipo_set_error("%s (the generations are stored; attr judge_error)", judge_err);
     bipo_eval_table_free(&tabs[0]), bipo_eval_table_free(&tabs[1]);
 out:
     free(caa), free(caa_n);

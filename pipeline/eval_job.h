@@ -53,6 +53,13 @@ int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_
 // neutral/<arm> {multipliers, mean_logprob} of ev. 0, or -1 + bipo_set_error.
 int bipo_eval_knowledge(const bipo_eval_ctx *ec, const bipo_eval_cfg *e, const bipo_eval_arm *arms,
                         size_t na, const bipo_eval_progress *pr, bipo_eval_table *ev);
+// Free text (eval_generate.c): the config's generate / jailbreak sets decoded with vector v at
+// layer (generate at its multipliers, jailbreak at -M, 0, +M), as the child tables generate/ and
+// jailbreak/ of ev (layout: docs/EVAL.md). A failing jailbreak judge is not a -1: the tables
+// are kept (attr judge_error) and judge_err[cap] holds the message (else ""), so the caller
+// stores the generations and then fails. 0, or -1 + bipo_set_error.
+int bipo_eval_generations(const bipo_eval_ctx *ec, const bipo_eval_cfg *e, size_t layer, const float *v,
+                          const bipo_eval_progress *pr, bipo_eval_table *ev, char *judge_err, size_t cap);
 // One arm's result as the table ab/<name> (multipliers, p_match, logodds, item_logodds;
 // logodds_slope, anti_steerable, protocol, positions, n_items).
 void bipo_eval_ab_table(bipo_eval_table *ab, const bipo_ab_result *r);

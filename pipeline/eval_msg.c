@@ -3,7 +3,7 @@
 // decoder side by side, table by table, in the blob primitives of remote.h:
 //   u64 MSG_EVAL | u64 has_key | key (remote.h) or str path | u64 n | n tables
 //   table = str name | attrs | u64 n_arrays | arrays | u64 n_kids | kids
-//   array = str name | u64 type | u64 n | n elements (8 or 4 bytes) | attrs
+//   array = str name | u64 type | u64 n | n elements (8 or 4 bytes; strings: n str) | attrs
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,10 @@ static void put_table(bipo_blob *b, const bipo_eval_table *t) {
         blob_put_str(b, a->name);
         blob_put_u64(b, (uint64_t)a->type);
         blob_put_u64(b, a->n);
-        blob_put(b, a->x, a->n * (a->type == BIPO_EV_F32 ? 4 : 8));
+        if (a->type == BIPO_EV_STR)
+            for (size_t k = 0; k < a->n; k++) blob_put_str(b, ((char **)a->x)[k]);
+        else
+            blob_put(b, a->x, a->n * (a->type == BIPO_EV_F32 ? 4 : 8));
         blob_put_attrs(b, a->attrs, a->n_attrs);
     }
     blob_put_u64(b, t->n_kids);
@@ -36,9 +39,13 @@ static void get_table(bipo_blob *b, bipo_eval_table *t) {
         bipo_eval_array *a = &t->arrays[i];
         a->name = blob_get_str(b);
         a->type = (bipo_ev_type)blob_get_u64(b);
-        CHECK(a->type <= BIPO_EV_I64, "malformed eval message: array type %d", (int)a->type);
+        CHECK(a->type <= BIPO_EV_STR, "malformed eval message: array type %d", (int)a->type);
         a->n = (size_t)blob_get_u64(b);
-        a->x = blob_get_f32s(b, a->n * (a->type == BIPO_EV_F32 ? 1 : 2)); // raw: 4- or 8-byte elements
+        if (a->type == BIPO_EV_STR) {
+            char **s = a->x = xcalloc(a->n ? a->n : 1, sizeof *s);
+            for (size_t k = 0; k < a->n; k++) s[k] = blob_get_str(b);
+        } else
+            a->x = blob_get_f32s(b, a->n * (a->type == BIPO_EV_F32 ? 1 : 2)); // raw: 4- or 8-byte elements
         a->attrs = blob_get_attrs(b, &a->n_attrs);
     }
     t->n_kids = (size_t)blob_get_u64(b);

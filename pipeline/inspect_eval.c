@@ -25,7 +25,9 @@ json_t *bipo_eval_table_json(const bipo_eval_table *t) {
     for (size_t i = 0; i < t->n_arrays; i++) {
         const bipo_eval_array *a = &t->arrays[i];
         json_t *arr = json_array();
-        for (size_t k = 0; k < a->n; k++) {
+        for (size_t k = 0; k < a->n && a->type == BIPO_EV_STR; k++)
+            json_array_append_new(arr, json_string(((char **)a->x)[k])); // invalid UTF-8: null
+        for (size_t k = 0; k < a->n && a->type != BIPO_EV_STR; k++) {
             double x = a->type == BIPO_EV_F64 ? ((double *)a->x)[k]
                        : a->type == BIPO_EV_F32 ? ((float *)a->x)[k] : (double)((int64_t *)a->x)[k];
             json_array_append_new(arr, a->type == BIPO_EV_I64 ? json_integer((json_int_t)x)

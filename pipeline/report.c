@@ -41,8 +41,8 @@ static bipo_svg_plot next_plot(char *id, const char *kind, int idx, const char *
 // An array as doubles (malloc'd; [n]), NULL when absent.
 static double *as_f64(const bipo_eval_table *t, const char *name, size_t *n) {
     const bipo_eval_array *a = bipo_eval_table_get(t, name);
-    *n = a ? a->n : 0;
-    if (!a) return NULL;
+    *n = a && a->type != BIPO_EV_STR ? a->n : 0;
+    if (!a || a->type == BIPO_EV_STR) return NULL;
     double *x = xmalloc((a->n ? a->n : 1) * sizeof *x);
     for (size_t k = 0; k < a->n; k++)
         x[k] = a->type == BIPO_EV_F64 ? ((double *)a->x)[k]

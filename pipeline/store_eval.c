@@ -1,6 +1,7 @@
 // pipeline/store_eval.c — see store_eval.h and docs/LIBRARY.md ("Evaluation"). The generic
-// result tree and its HDF5 form: a table is a group, its arrays 1-D datasets (f64, f32, i64
-// little-endian), its attributes scalar attributes; written in the store's transactions.
+// result tree and its HDF5 form: a table is a group, its arrays 1-D datasets (f64, f32, i64,
+// little-endian; strings fixed-length UTF-8), its attributes scalar attributes; written in the
+// store's transactions.
 #include "store_eval.h"
 
 #include <stdio.h>
@@ -21,7 +22,9 @@ bipo_eval_table *bipo_eval_table_child(bipo_eval_table *t, const char *name) {
     return &t->kids[t->n_kids++];
 }
 
-static size_t ev_size(bipo_ev_type type) { return type == BIPO_EV_F32 ? sizeof(float) : 8; }
+static size_t ev_size(bipo_ev_type type) {
+    return type == BIPO_EV_F32 ? sizeof(float) : type == BIPO_EV_STR ? sizeof(char *) : 8;
+}
 
 bipo_eval_array *bipo_eval_table_array(bipo_eval_table *t, const char *name, bipo_ev_type type,
                                        const void *x, size_t n) {
@@ -30,7 +33,10 @@ bipo_eval_array *bipo_eval_table_array(bipo_eval_table *t, const char *name, bip
     memset(a, 0, sizeof *a);
     a->name = xstrdup(name), a->type = type, a->n = n;
     a->x = xmalloc(n ? n * ev_size(type) : 1);
-    if (n) memcpy(a->x, x, n * ev_size(type));
+    if (type == BIPO_EV_STR) // deep copy
+        for (size_t k = 0; k < n; k++) ((char **)a->x)[k] = xstrdup(((char *const *)x)[k] ? ((char *const *)x)[k] : "");
+    else if (n)
+        memcpy(a->x, x, n * ev_size(type));
     return a;
 }
 
@@ -49,6 +55,8 @@ static void attrs_free(bipo_attr *a, size_t n) {
 void bipo_eval_table_free(bipo_eval_table *t) {
     if (!t) return;
     for (size_t i = 0; i < t->n_arrays; i++) {
+        if (t->arrays[i].type == BIPO_EV_STR)
+            for (size_t k = 0; k < t->arrays[i].n; k++) free(((char **)t->arrays[i].x)[k]);
         free(t->arrays[i].name), free(t->arrays[i].x);
         attrs_free(t->arrays[i].attrs, t->arrays[i].n_attrs);
     }
@@ -98,11 +106,63 @@ fail:
     return -1;
 }
 
+// A string array as one fixed-length UTF-8 dataset (width: the longest string + 1).
+static int put_strings(hid_t g, const bipo_eval_array *a) {
+    char *const *s = a->x;
+    size_t w = 1;
+    for (size_t k = 0; k < a->n; k++) w = strlen(s[k]) + 1 > w ? strlen(s[k]) + 1 : w;
+    char *buf = xcalloc(a->n ? a->n : 1, w);
+    for (size_t k = 0; k < a->n; k++) memcpy(buf + k * w, s[k], strlen(s[k]));
+    hid_t t = -1;
+    int rc = -1;
+    H5_TRY(t = str_type(w, 0));
+    H5_TRY(dset_put(g, a->name, t, t, buf, a->n));
+    rc = 0;
+fail:
+    free(buf);
+    return H5_DONE(rc, t);
+}
+
+// The strings of a 1-D string dataset (fixed or variable length) into a new array of t.
+static int get_strings(hid_t g, hid_t d, hid_t ft, const char *name, bipo_eval_table *t, bipo_eval_array **out) {
+    hid_t sp = -1, mt = -1;
+    hssize_t np;
+    char **s = NULL, *buf = NULL;
+    size_t n = 0, w = 0;
+    int vlen, rc = -1;
+    H5_TRY(sp = H5Dget_space(d));
+    H5_TRY(np = H5Sget_simple_extent_npoints(sp));
+    n = (size_t)np;
+    H5_TRY(vlen = H5Tis_variable_str(ft));
+    H5_TRY(mt = H5Tcopy(H5T_C_S1));
+    H5_TRY(H5Tset_cset(mt, H5Tget_cset(ft))); // ASCII <-> UTF-8 has no conversion path
+    s = xcalloc(n + 1, sizeof *s);
+    if (vlen) {
+        H5_TRY(H5Tset_size(mt, H5T_VARIABLE));
+        H5_TRY(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+    } else {
+        w = H5Tget_size(ft) + 1; // room for the terminator of a full-width string
+        buf = xcalloc(n + 1, w);
+        H5_TRY(H5Tset_size(mt, w));
+        H5_TRY(H5Tset_strpad(mt, H5T_STR_NULLTERM));
+        H5_TRY(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
+        for (size_t k = 0; k < n; k++) s[k] = buf + k * w;
+    }
+    *out = bipo_eval_table_array(t, name, BIPO_EV_STR, s, n);
+    if (vlen) H5_TRY(H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, s));
+    rc = 0;
+fail:
+    (void)g;
+    free(s), free(buf);
+    return H5_DONE(rc, mt, sp);
+}
+
 static int put_array(hid_t g, const bipo_eval_array *a) {
     hid_t d = -1;
     int rc = -1;
     H5_TRY(unlink_if(g, a->name));
-    H5_TRY(dset_put(g, a->name, *file_type(a->type), mem_type(a->type), a->x, a->n));
+    if (a->type == BIPO_EV_STR) H5_TRY(put_strings(g, a));
+    else H5_TRY(dset_put(g, a->name, *file_type(a->type), mem_type(a->type), a->x, a->n));
     if (a->n_attrs) {
         H5_TRY(d = H5Dopen2(g, a->name, H5P_DEFAULT));
         H5_TRY(put_list(d, a->attrs, a->n_attrs));
@@ -251,14 +311,16 @@ static int get_table(hid_t parent, const char *name, bipo_eval_table *t) {
         H5_TRY(cls = H5Tget_class(ty));
         size_t sz = H5Tget_size(ty);
         bipo_ev_type et = cls == H5T_INTEGER ? BIPO_EV_I64 : sz == 4 ? BIPO_EV_F32 : BIPO_EV_F64;
+        bipo_eval_array *a = NULL;
         if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
             void *x = NULL;
             size_t n = 0;
             H5_TRY(dset_get(g, names[i], mem_type(et), ev_size(et), &x, &n));
-            bipo_eval_array *a = bipo_eval_table_array(t, names[i], et, x, n);
+            a = bipo_eval_table_array(t, names[i], et, x, n);
             free(x);
-            H5_TRY(get_attrs(d, &a->attrs, &a->n_attrs));
-        }
+        } else if (cls == H5T_STRING)
+            H5_TRY(get_strings(g, d, ty, names[i], t, &a));
+        if (a) H5_TRY(get_attrs(d, &a->attrs, &a->n_attrs));
         H5_TRY(H5_DONE(0, ty, d));
         ty = d = -1;
     }

@@ -1,8 +1,8 @@
 // pipeline/store_eval.h — evaluation results in the vector library (docs/LIBRARY.md, "eval").
 //
 // Every kind of result (A/B curves, the held-out split, MMLU / TruthfulQA scores, compose and
-// transfer curves) is one generic tree: a bipo_eval_table is a named group holding named 1-D
-// numeric arrays, scalar attributes and child tables. The job fills tables, the store writes
+// transfer curves, generations) is one generic tree: a bipo_eval_table is a named group holding
+// named 1-D numeric or string arrays, scalar attributes and child tables. The job fills tables, the store writes
 // them recursively as HDF5 groups / datasets / attributes, `inspect` reads them back the same
 // way, and the MPI message (pipeline/eval_msg.c) carries them. A new kind of result is a new
 // table, no new store code.
@@ -13,12 +13,14 @@
 
 #include "store.h" // defines: bipo_store, bipo_attr, bipo_job_key
 
-typedef enum { BIPO_EV_F64 = 0, BIPO_EV_F32 = 1, BIPO_EV_I64 = 2 } bipo_ev_type;
+// BIPO_EV_STR: x is char *[n] (each string owned by the array; NULL is stored as ""), written
+// as a fixed-length UTF-8 string dataset (the store's string convention, store_h5.c).
+typedef enum { BIPO_EV_F64 = 0, BIPO_EV_F32 = 1, BIPO_EV_I64 = 2, BIPO_EV_STR = 3 } bipo_ev_type;
 
 typedef struct {
     char *name;
     bipo_ev_type type;
-    void *x; // [n] double, float or int64_t
+    void *x; // [n] double, float, int64_t or char *
     size_t n;
     bipo_attr *attrs; // the dataset's own attributes (e.g. method = "caa")
     size_t n_attrs;

@@ -217,4 +217,69 @@ PY
 sw=$("$BIN" inspect "$T/p2.h5")
 check "layer sweep table with the best layer marked" bash -c "grep -q 'layer sweep tiny / positive' <<<\"\$0\" && grep -q '\\*' <<<\"\$0\"" "$sw"
 
+# ---- steered generation and jailbreak (eval.generate / eval.jailbreak) --------------------------
+printf 'Hello there\nWhat is up?\n\nTell me a story\n' >"$T/prompts.txt"
+printf 'goal,target\n"Write a poem, now",Sure\nSay hi,Sure\nDo it,Sure\n' >"$T/goals.csv"
+JUDGE="printf '0.5\\\\n1\\\\n0\\\\n0.5\\\\n1\\\\n0\\\\n0.5\\\\n1\\\\n0.25\\\\n'"
+GJ="  multipliers: [-1, 0, 1]
+  protocol: text
+  max_items: 2
+  methods: [bipo]
+  generate: {prompts: $T/prompts.txt, max_new_tokens: 8, multipliers: [-2, 0, 2]}
+  jailbreak: {goals: $T/goals.csv, max_new_tokens: 8, multiplier: 2, refusals: [nnn], judge_command: \"$JUDGE\"}"
+cfg "$T/g.yaml" "[1]" "$GJ"
+out=$("$BIN" train "$T/g.yaml" --output "$T/g.h5" --quiet 2>&1); rc=$?
+check "train with generate + jailbreak exits 0 ($out)" test $rc -eq 0
+"$BIN" inspect "$T/g.h5" --json >"$T/g.json"
+check "generate tables: 3 prompts x 3 multipliers, summaries = means; jailbreak asr / judge_asr" $PY - "$T/g.json" <<'PY'
+import json, sys, numpy as np
+ev = json.load(open(sys.argv[1]))["runs"][0]["eval"]
+g, j = ev["generate"], ev["jailbreak"]
+assert g["multipliers"] == [-2, 0, 2] and g["n_items"] == 3, g["multipliers"]
+for k, m in enumerate(g["multipliers"]):
+    c = g[str(k)]
+    assert c["multiplier"] == m and c["prompt"] == ["Hello there", "What is up?", "Tell me a story"], c
+    assert len(c["text"]) == len(c["mean_logprob"]) == len(c["distinct2"]) == 3, c
+    assert abs(np.mean(c["mean_logprob"]) - g["mean_logprob"][k]) < 1e-9 and all(v < 0 for v in c["mean_logprob"])
+    assert abs(np.mean(c["distinct2"]) - g["distinct2"][k]) < 1e-9 and all(0 <= v <= 1 for v in c["distinct2"])
+assert j["multipliers"] == [-2, 0, 2] and len(j["asr"]) == 3, j
+for k in range(3):
+    c = j[str(k)]
+    assert c["prompt"][0] == "Write a poem, now" and len(c["text"]) == 3, c
+    # the refusal list [nnn]: a response is refused when it contains "nnn"
+    assert c["refused"] == [int("nnn" in t) for t in c["text"]], c
+    assert abs(j["asr"][k] - (1 - np.mean(c["refused"]))) < 1e-12 and 0 <= j["asr"][k] <= 1
+want = np.array([0.5, 1, 0, 0.5, 1, 0, 0.5, 1, 0.25]).reshape(3, 3).mean(1)   # multiplier-major
+assert np.allclose(j["judge_asr"], want, atol=1e-12), (j["judge_asr"], want)
+print("   generate m=0 text[0] %r, jailbreak asr %s judge_asr %s" % (g["1"]["text"][0], j["asr"], j["judge_asr"]))
+PY
+check "h5py reads the generations as strings" $PY - "$T/g.h5" <<'PY'
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+lay = f["models/tiny/behaviors/positive/layer_1"]
+g = lay["runs"][lay.attrs["newest"].decode()]["eval/generate/1"]
+assert g.attrs["multiplier"] == 0 and [p.decode() for p in g["prompt"][()]][2] == "Tell me a story"
+assert len(g["text"][()]) == 3
+PY
+for k in 1 2; do
+  m=$( [ $k = 1 ] && echo 0 || echo 2 )
+  want=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['runs'][0]['eval']['generate']['$k']['text'][1])" "$T/g.json")
+  got=$("$BIN" generate --model "$T/m/tiny.gguf" --prompt "What is up?" --chat --max-tokens 8 \
+        --vector "$T/g.h5:tiny/positive/1" --multiplier $m 2>/dev/null)
+  check "generate text at m=$m == the generate command's ('$want' vs '$got')" test "$want" = "$got"
+done
+"$BIN" report "$T/g.h5" --output "$T/g.html" >/dev/null 2>&1; rc=$?
+check "report renders the generations (a row per prompt)" bash -c "[ $rc -eq 0 ] && grep -q 'Tell me a story' '$T/g.html' && grep -q 'class=\"gen\"' '$T/g.html'"
+sed "s|judge_command: .*}|judge_command: \"echo 0.5; exit 3\"}|" "$T/g.yaml" >"$T/g2.yaml"
+err=$("$BIN" eval "$T/g2.yaml" --output "$T/g.h5" --quiet 2>&1); rc=$?
+check "a failing judge: non-zero exit naming the command ($err)" \
+  bash -c "[ $rc -ne 0 ] && grep -q \"judge_command 'echo 0.5; exit 3': exited with status 3\" <<<\"\$0\"" "$err"
+check "... and the generations are kept (judge_error attr, no judge_asr)" bash -c "'$BIN' inspect '$T/g.h5' --json | $PY -c '
+import json,sys; j=json.load(sys.stdin)[\"runs\"][0][\"eval\"][\"jailbreak\"]
+assert \"judge_error\" in j and \"judge_asr\" not in j and len(j[\"2\"][\"text\"]) == 3, j.keys()'"
+sed "s|judge_command: .*}|judge_command: \"printf \\\\\"0.5\\\\\\\\nhigh\\\\\\\\n\\\\\"\"}|" "$T/g.yaml" >"$T/g3.yaml"
+err=$("$BIN" eval "$T/g3.yaml" --output "$T/g.h5" --quiet 2>&1); rc=$?
+check "a judge printing a non-number: error naming its output line 2 ($err)" \
+  bash -c "[ $rc -ne 0 ] && grep -q \"output line 2: 'high' is not a score\" <<<\"\$0\"" "$err"
+
 summary eval_cli_test

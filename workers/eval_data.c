@@ -267,3 +267,75 @@ int bipo_text_load(const char *path, char **out, size_t *len) {
     *out = b;
     return 0;
 }
+
+void bipo_prompts_free(bipo_prompts *p) {
+    for (size_t i = 0; i < p->n; i++) free(p->text[i]);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+static void prompt_push(bipo_prompts *o, size_t *cap, char *s) {
+    if (o->n == *cap) o->text = xrealloc(o->text, (*cap = 2 * *cap + 16) * sizeof *o->text);
+    o->text[o->n++] = s;
+}
+
+// The `question` column of a CSV with a header.
+static int prompts_csv(bipo_prompts *o, const char *path, const char *b, size_t len) {
+    bipo_csv *c = bipo_csv_open(path, b, len, NULL, 0);
+    char **f;
+    const size_t *ln;
+    size_t n, cap = 0, col = (size_t)-1, n_hdr = 0;
+    int r = bipo_csv_next(c, &f, &ln, &n), rc = -1;
+    if (r == 0) bipo_set_error("%s: empty file (no header line)", path);
+    if (r != 1) goto out;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f[i], "question")) col = i;
+    n_hdr = n;
+    if (col == (size_t)-1) {
+        bipo_set_error("%s:%zu: no 'question' column in the header (a CSV of prompts names its "
+                       "prompt column question; or give a text file, one prompt a line)", path, ln[0]);
+        goto out;
+    }
+    while ((r = bipo_csv_next(c, &f, &ln, &n)) == 1) {
+        if (n != n_hdr) {
+            bipo_set_error("%s:%zu: %zu fields, the header has %zu (an unquoted comma in a field?)",
+                           path, ln[0], n, n_hdr);
+            goto out;
+        }
+        if (!f[col][0]) {
+            bipo_set_error("%s:%zu: field 'question': empty", path, ln[col]);
+            goto out;
+        }
+        prompt_push(o, &cap, f[col]);
+        f[col] = NULL; // kept
+    }
+    rc = r;
+out:
+    bipo_csv_close(c);
+    return rc;
+}
+
+int bipo_prompts_load(bipo_prompts *out, const char *path) {
+    size_t len, cap = 0;
+    memset(out, 0, sizeof *out);
+    char *b = read_all(path, &len, out->sha256);
+    if (!b) return -1;
+    size_t pl = strlen(path);
+    int rc = 0;
+    if (pl > 4 && !strcmp(path + pl - 4, ".csv")) rc = prompts_csv(out, path, b, len);
+    else
+        for (char *p = b, *e; *p; p = *e ? e + 1 : e) { // one prompt a line, blank lines skipped
+            e = p + strcspn(p, "\n");
+            size_t l = (size_t)(e - p);
+            if (l && p[l - 1] == '\r') l--;
+            if (l) {
+                char *s = xmalloc(l + 1);
+                memcpy(s, p, l), s[l] = 0;
+                prompt_push(out, &cap, s);
+            }
+        }
+    free(b);
+    if (rc == 0 && out->n == 0) bipo_set_error("%s: no prompts (an empty file?)", path), rc = -1;
+    if (rc) bipo_prompts_free(out);
+    return rc;
+}

@@ -66,4 +66,15 @@ void bipo_tqa_set_free(bipo_tqa_set *s);
 // missing, empty or binary (NUL byte) file.
 int bipo_text_load(const char *path, char **out, size_t *len);
 
+// Prompts to generate from: a CSV (.csv) with a header and a `question` column (the BiPO
+// test_infer.csv files), else a text file, one prompt a line (blank lines skipped, CR dropped).
+typedef struct {
+    char **text; // [n]
+    size_t n;
+    char sha256[65]; // of the file's bytes
+} bipo_prompts;
+// 0, or -1 + bipo_set_error naming the file and line (no question column, an empty file).
+int bipo_prompts_load(bipo_prompts *out, const char *path);
+void bipo_prompts_free(bipo_prompts *p);
+
 #endif
