@@ -22,6 +22,7 @@
 #include "dataset.h"    // defines: bipo_pairs_load
 #include "eval.h"       // defines: bipo_eval_ab
 #include "eval_score.h" // defines: bipo_score_group_letter, bipo_scorer_upper_rows
+#include "kernels.h"    // defines: bipo_blas_tune
 #include "model.h"      // defines: bipo_model_load, bipo_model_forward_flops
 #include "tokenizer.h"  // defines: bipo_tokenizer_load
 #include "util.h"       // defines: bipo_now
@@ -39,6 +40,7 @@ static double part_flops(const bipo_config *c, size_t layers, size_t N, double c
 }
 
 int main(int argc, char **argv) {
+    bipo_blas_tune(argv); // OpenBLAS's best kernel for this CPU and passive OpenMP waits, as the CLI
     // defaults: the cached default model; the items from the shared data next to the repo
     char defmodel[4096];
     const char *cache = getenv("BIPO_CACHE"), *home = getenv("HOME");
