@@ -26,15 +26,12 @@ for r in $(seq 1 "$ROUNDS"); do
   build/bench/eval_ab --n "$N" --reps 1 --threads "$THREADS" --positions answer >"$T/ans$r.log" 2>&1 ||
     { cat "$T/ans$r.log"; exit 1; }
   ref=$(awk '/^eval_ref: median/ {print $3}' "$T/ref$r.log")
-  all=$(awk '/^median/ {print $3}' "$T/all$r.log")
-  ans=$(awk '/^median/ {print $3}' "$T/ans$r.log")
   sall=$(awk '/^median/ {print $2}' "$T/all$r.log")
   sans=$(awk '/^median/ {print $2}' "$T/ans$r.log")
   # items/s from seconds (the bench prints items/s rounded to 0.1)
   awk -v r="$r" -v ref="$ref" -v sa="$sall" -v sn="$sans" -v n="$N" 'BEGIN {
     a = n / sa; b = n / sn; printf "| %d | %.3f | %.3f | %.1fx | %.3f | %.1fx |\n", r, ref, a, a / ref, b, b / ref }' |
     tee -a "$T/rows"
-  [ -n "$all$ans" ] || true
 done
 awk -F'|' '{gsub(/[ x]/, "", $5); print $5}' "$T/rows" | sort -g | awk '{v[NR]=$1} END {
   printf "\nmedian ratio (positions all) over %d rounds: %.1fx (min %.1fx, max %.1fx)\n", NR, v[int((NR+1)/2)], v[1], v[NR]}'
