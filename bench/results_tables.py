@@ -8,6 +8,7 @@ fraction), the layer sweep (range per layer and method, best layer marked), and 
 checks (MMLU accuracy, TruthfulQA MC1/MC2, neutral-text mean log-prob) where they were run.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -38,6 +39,54 @@ def ab_rows(runs):
             p = a["p_match"]
             print(f"| {r['behavior']} | {r['layer']} | {k} | " + " | ".join(fmt(x) for x in p)
                   + f" | {p[-1] - p[0]:+.2f} | {a.get('logodds_slope', 0):+.2f} | {fmt(a.get('anti_steerable'))} |")
+
+
+def matching_letters(r):
+    """The matching letter of each evaluated held-out item (letter protocol runs), or None."""
+    sp = r["eval"].get("split", {})
+    bipo = r["eval"]["ab"].get("bipo", {})
+    if bipo.get("protocol") not in (1, "letter") or not sp.get("path", "").endswith(".jsonl"):
+        return None
+    with open(sp["path"]) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    n = len(bipo["item_logodds"]) // len(bipo["multipliers"])
+    idx = sorted(int(i) for i in sp["test_indices"])[:n]
+    return [lines[i]["answer_matching_behavior"].strip()[1:2] for i in idx]
+
+
+def letter_balance(runs):
+    """A letter-answer vector can raise p_match by preferring one letter: when most held-out
+    items' matching answer is (B), "always answer B" looks like steering. Split by the matching
+    letter and average the two groups (each group's mean p_match, then their mean)."""
+    rows = [(r, matching_letters(r)) for r in runs]
+    rows = [(r, ls) for r, ls in rows if ls]
+    if not rows:
+        return
+    mult = rows[0][0]["eval"]["ab"]["bipo"]["multipliers"]
+    print("\nLetter-balanced p_match (mean of the matching-(A) and matching-(B) items' means; "
+          "A/B = how many items of each)\n")
+    print("| behavior | layer | A/B | method | " + " | ".join(f"m={m:g}" for m in mult) +
+          " | range | p(A group) −2→+2 | p(B group) −2→+2 |")
+    print("|---|---:|---|---|" + "---:|" * (len(mult) + 3))
+    for r, ls in rows:
+        n = len(ls)
+        na = sum(x == "A" for x in ls)
+        for k in METHODS:
+            a = r["eval"]["ab"].get(k)
+            if not a:
+                continue
+            lo = a["item_logodds"]
+            bal, grp = [], []
+            for j in range(len(mult)):
+                p = [1 / (1 + math.exp(-x)) for x in lo[j * n:(j + 1) * n]]
+                ga = [p[i] for i in range(n) if ls[i] == "A"]
+                gb = [p[i] for i in range(n) if ls[i] != "A"]
+                ma = sum(ga) / len(ga) if ga else None
+                mb = sum(gb) / len(gb) if gb else None
+                grp.append((ma, mb))
+                bal.append((ma + mb) / 2 if ma is not None and mb is not None else (ma if mb is None else mb))
+            print(f"| {r['behavior']} | {r['layer']} | {na}/{n - na} | {k} | " + " | ".join(fmt(x) for x in bal) +
+                  f" | {bal[-1] - bal[0]:+.2f} | {fmt(grp[0][0])}→{fmt(grp[-1][0])} | {fmt(grp[0][1])}→{fmt(grp[-1][1])} |")
 
 
 def sweep(runs):
@@ -92,6 +141,7 @@ def main():
         if not runs:
             continue
         ab_rows(runs)
+        letter_balance(runs)
         sweep(runs)
         knowledge(runs)
         losses(runs)
