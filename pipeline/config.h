@@ -7,7 +7,8 @@
 // are expanded first (${BIPO_DATA} defaults to the fetch-data folder, see config.c). Schema (see configs/quickstart.yaml for a commented example):
 //
 //   model: {path, id, template, system_prompt, layers, lora}   or  models: [ {...}, ... ]
-//   behavior: {name, data, test_data, test_fraction, format, fields, max_pairs}
+//   behavior: {name, data, test_data, test_fraction, format, fields, max_pairs,
+//              answer_form: letter|text}
 //                                                        or  behaviors: [ {...}, ... ]
 //   layer: 15  |  layers: [10, 12, 15]  |  layers: "10-15"  |  layers: "10-20:2"
 //              (list items may also be range strings; may be omitted when every model
@@ -15,7 +16,8 @@
 //   train: {beta, lr, epochs, batch_size, warmup_steps, first_step_lr_zero, schedule,
 //           schedule_epochs, save_epochs, weight_decay, adam_betas, adam_eps, grad_clip,
 //           seed, max_length, log_every, checkpoint_every, shared_prompt, forward_matmul,
-//           backward_matmul}   (every key but save_epochs: one row of workers/hparams.c)
+//           backward_matmul, response_space, score_eos, preset}   (every key but save_epochs:
+//           one row of workers/hparams.c; preset is applied first, the other keys override it)
 //   cache: {memory_mb}    output: path    ranks_per_job: 0    eval: {...} (pipeline/config_eval.h)
 #ifndef BIPO_CONFIG_H
 #define BIPO_CONFIG_H
