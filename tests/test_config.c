@@ -157,7 +157,7 @@ static void test_defaults(void) {
     const bipo_behavior_cfg *b = &c.behaviors[0];
     EXPECT(streq(b->data, "d.csv"), "no folder: data '%s'", b->data);
     EXPECT(b->test_data == NULL && b->test_fraction == 0.1 && b->format == BIPO_FMT_AUTO &&
-           b->fields.question == NULL && b->max_pairs == 0, "behavior defaults");
+           b->fields.question == NULL && b->max_pairs == 0 && b->answer_text == 0, "behavior defaults");
     const bipo_train_cfg *t = &c.train;
     EXPECT(t->hp.beta == 0.1 && t->hp.lr == 5e-4 && t->hp.epochs == 20 && t->hp.batch_size == 4 &&
            t->hp.warmup_steps == 100 && t->hp.first_step_lr_zero == 1 &&
@@ -267,6 +267,15 @@ static void test_bad_inputs(void) {
     bad("unknown key, close", BASE_L "train:\n  bta: 0.1\n", "run.yaml:5:3:", "train.bta", "did you mean 'beta'?");
     bad("unknown key, far", BASE_L "foo: 1\n", "run.yaml:4:1:", "foo:", "known here: model, models");
     bad("unknown top key typo", BASE "layres: [1]\n", "run.yaml:3:1:", "layres", "did you mean 'layers'?");
+    {
+        bipo_config_file c;
+        const char *t = "model: {path: m.gguf}\nbehavior: {name: b, data: d.csv, answer_form: text}\nlayer: 1\n";
+        EXPECT(bipo_config_parse_string(&c, t, "conf/run.yaml") == 0 && c.behaviors[0].answer_text == 1,
+               "answer_form: text not read: %s", bipo_last_error());
+        bipo_config_free(&c);
+    }
+    bad("answer_form unknown", "model: {path: m.gguf}\nbehavior: {name: b, data: d.csv, answer_form: words}\nlayer: 1\n",
+        "run.yaml:2:", "behavior.answer_form", "letter|text");
     bad("string for number", BASE_L "train:\n  beta: abc\n", "run.yaml:5:9:", "train.beta", "expected a number");
     bad("quoted number", BASE_L "train:\n  lr: \"5e-4\"\n", "run.yaml:5:7:", "train.lr", "remove the quotes");
     bad("list for mapping", BASE_L "train: [1, 2]\n", "run.yaml:4:8:", "train", "expected a mapping");
