@@ -41,7 +41,12 @@ static void merge_into(bipo_ab_result *acc, const bipo_ab_result *r, size_t done
         memcpy(il + m * n + done, r->item_logodds + m * r->n_items, r->n_items * sizeof(double));
     }
     free(acc->item_logodds);
-    acc->item_logodds = il, acc->n_items = n;
+    acc->item_logodds = il;
+    if (r->item_first) {
+        acc->item_first = xrealloc(acc->item_first, n);
+        memcpy(acc->item_first + done, r->item_first, r->n_items);
+    }
+    acc->n_items = n;
 }
 
 int bipo_eval_arms(const bipo_eval_ctx *ec, const bipo_eval_arm *arms, size_t n_arms,
@@ -72,6 +77,12 @@ void bipo_eval_ab_table(bipo_eval_table *ab, const bipo_ab_result *r) {
     bipo_eval_table_array(t, "p_match", BIPO_EV_F64, r->p_match, r->n_mult);
     bipo_eval_table_array(t, "logodds", BIPO_EV_F64, r->logodds, r->n_mult);
     bipo_eval_table_array(t, "item_logodds", BIPO_EV_F64, r->item_logodds, r->n_mult * r->n_items);
+    if (r->item_first) { // letter protocol: p_match with one-letter preference taken out
+        double *bal = xmalloc(r->n_mult * sizeof *bal);
+        bipo_ab_balanced(r, bal);
+        bipo_eval_table_array(t, "p_match_balanced", BIPO_EV_F64, bal, r->n_mult);
+        free(bal);
+    }
     BIPO_EVAL_ATTR(t, BIPO_ATTR_D("logodds_slope", r->slope));
     BIPO_EVAL_ATTR(t, BIPO_ATTR_D("anti_steerable", r->anti_steerable));
     BIPO_EVAL_ATTR(t, BIPO_ATTR_S("protocol", r->protocol == BIPO_AB_LETTER ? "letter" : "text"));

@@ -173,6 +173,22 @@ static void check_direct(const bipo_pairs *items, int letter, int answer, int sc
     }
     EXPECT(fabs(sl - r.slope) < 1e-9 && fabs((double)anti / items->n - r.anti_steerable) < 1e-12,
            "slope %.9g vs %.9g, anti %.4f vs %zu/%zu", r.slope, sl, r.anti_steerable, anti, items->n);
+    // letter-balanced p_match: the two matching-letter groups' means, averaged (here from the
+    // answers' text, independently of item_first)
+    EXPECT(letter ? r.item_first != NULL : r.item_first == NULL, "item_first %s", r.item_first ? "set" : "NULL");
+    double bal[NM], bad = 0;
+    bipo_ab_balanced(&r, bal);
+    for (size_t mi = 0; mi < NM; mi++) {
+        double s[2] = {0, 0}, c[2] = {0, 0};
+        for (size_t i = 0; i < items->n; i++) {
+            const char *m = strchr(items->p[i].matching, '('), *x = strchr(items->p[i].not_matching, '(');
+            int g = letter && m[1] < x[1]; // the matching letter is the pair's earlier one
+            s[g] += sigm(r.item_logodds[mi * items->n + i]), c[g]++;
+        }
+        double want = c[0] && c[1] ? 0.5 * (s[0] / c[0] + s[1] / c[1]) : (s[0] + s[1]) / (c[0] + c[1]);
+        bad = fmax(bad, fabs(want - bal[mi]));
+    }
+    EXPECT(bad < 1e-12, "balanced p_match differs from the two groups' mean by %.3g", bad);
     bipo_ab_result_free(&r);
 }
 

@@ -81,8 +81,17 @@ typedef struct {
     double anti_steerable;    // fraction of items whose own log-odds slope is negative
     int protocol;             // BIPO_AB_LETTER or BIPO_AB_TEXT, as used
     int positions;            // as used
+    // Letter protocol: per item, 1 when the matching answer is the earlier letter of the pair
+    // ("(A)" against "(B)"), else 0; NULL for the text protocol. A vector that only prefers one
+    // letter moves p_match by the share of items whose matching letter it prefers:
+    // bipo_ab_balanced separates that from steering.
+    uint8_t *item_first;      // [n_items] or NULL
 } bipo_ab_result;
 void bipo_ab_result_free(bipo_ab_result *r);
+// Letter-balanced p_match: for each multiplier the mean of the matching-earlier-letter items'
+// mean p_match and the matching-later-letter items' mean (the plain mean when one group is
+// empty or there are no letters). out[n_mult].
+void bipo_ab_balanced(const bipo_ab_result *r, double *out);
 
 // A/B curves of n_arms arms on the same items: out[n_arms]. Lower layers run once per item
 // and are shared by every arm at the same layer and system prompt; the multipliers of one

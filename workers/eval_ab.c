@@ -14,7 +14,7 @@
 #include "util.h"       // defines: bipo_set_error, xmalloc
 
 void bipo_ab_result_free(bipo_ab_result *r) {
-    free(r->mult), free(r->p_match), free(r->logodds), free(r->item_logodds);
+    free(r->mult), free(r->p_match), free(r->logodds), free(r->item_logodds), free(r->item_first);
     memset(r, 0, sizeof *r);
 }
 
@@ -158,6 +158,20 @@ static double ls_slope(const double *x, const double *y, size_t n, size_t stride
     return sxx > 0 ? sxy / sxx : 0.0;
 }
 
+void bipo_ab_balanced(const bipo_ab_result *r, double *out) {
+    size_t n = r->n_items;
+    for (size_t mi = 0; mi < r->n_mult; mi++) {
+        double s[2] = {0, 0}, all = 0;
+        size_t c[2] = {0, 0};
+        for (size_t i = 0; i < n; i++) {
+            double p = sigmoid(r->item_logodds[mi * n + i]);
+            int g = r->item_first ? r->item_first[i] != 0 : 0;
+            s[g] += p, c[g]++, all += p;
+        }
+        out[mi] = c[0] && c[1] ? 0.5 * (s[0] / (double)c[0] + s[1] / (double)c[1]) : n ? all / (double)n : 0;
+    }
+}
+
 static void finish_result(bipo_ab_result *r) {
     size_t n = r->n_items;
     for (size_t mi = 0; mi < r->n_mult; mi++) {
@@ -225,6 +239,13 @@ int bipo_eval_ab(const bipo_eval_ctx *ctx, const bipo_eval_arm *arms, size_t n_a
         out[a].logodds = xcalloc(o->n_mult, sizeof(double));
         out[a].item_logodds = xcalloc(o->n_mult * n, sizeof(double));
         out[a].protocol = letter ? BIPO_AB_LETTER : BIPO_AB_TEXT;
+        if (letter) { // which letter matches: the earlier one of the pair, or the later
+            out[a].item_first = xmalloc(n ? n : 1);
+            for (size_t i = 0; i < n; i++) {
+                const char *m = strchr(items->p[i].matching, '('), *x = strchr(items->p[i].not_matching, '(');
+                out[a].item_first[i] = m && x && m[1] < x[1];
+            }
+        }
         out[a].positions = o->positions;
         if (arms[a].v) {
             vb[a] = be->alloc(C);
