@@ -4,7 +4,7 @@
 //   prompt + continuations, lower layers once, K steered copies above L in one packed batch,
 //   summed log-probs at chosen rows): eval_mc.c should build its groups and call it rather
 //   than write its own forward loop. Added BIPO_EVAL_SYSTEM_PLUS/MINUS (the prompting arm's
-//   defaults), bipo_eval_is_letter, bipo_eval_examples, bipo_eval_ctx.max_rows (0 = 4096).
+//   defaults), bipo_eval_examples, bipo_eval_ctx.max_rows (0 = 4096).
 //
 // Workers know nothing of YAML or HDF5: the pipeline fills these option structs from the
 // config and stores the result structs in the library (pipeline/store_eval.c).
@@ -105,8 +105,6 @@ int bipo_eval_ab(const bipo_eval_ctx *ctx, const bipo_eval_arm *arms, size_t n_a
 int bipo_caa_vector(const bipo_eval_ctx *ctx, size_t layer, const bipo_pairs *train,
                     float *out);
 
-// 1 when s is a letter choice: optional blanks, "(", one ASCII letter, ")", optional blanks.
-int bipo_eval_is_letter(const char *s);
 // The items tokenized exactly as BiPO trains on them (bipo_examples_build with the context's
 // template, max_length and this system prompt). 0, or -1 + bipo_set_error.
 int bipo_eval_examples(const bipo_eval_ctx *ctx, const char *system, const bipo_pairs *items,

@@ -18,16 +18,6 @@ void bipo_ab_result_free(bipo_ab_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-int bipo_eval_is_letter(const char *s) {
-    if (!s) return 0;
-    while (*s == ' ' || *s == '\t' || *s == '\n') s++;
-    if (s[0] != '(' || !((s[1] >= 'A' && s[1] <= 'Z') || (s[1] >= 'a' && s[1] <= 'z')) ||
-        s[2] != ')')
-        return 0;
-    for (s += 3; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n') return 0;
-    return 1;
-}
 
 static int same_text(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
 
@@ -204,8 +194,8 @@ static int check_inputs(const bipo_eval_ctx *ctx, const bipo_eval_arm *arms, siz
         }
     size_t bad = items->n;
     for (size_t i = 0; i < items->n && bad == items->n; i++)
-        if (!bipo_eval_is_letter(items->p[i].matching) ||
-            !bipo_eval_is_letter(items->p[i].not_matching))
+        if (!bipo_answer_is_letter(items->p[i].matching) ||
+            !bipo_answer_is_letter(items->p[i].not_matching))
             bad = i;
     *letter = o->protocol == BIPO_AB_LETTER || (o->protocol == BIPO_AB_AUTO && bad == items->n);
     if (o->protocol == BIPO_AB_LETTER && bad < items->n) {

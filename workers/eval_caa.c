@@ -32,10 +32,7 @@ int bipo_caa_vector(const bipo_eval_ctx *ctx, size_t layer, const bipo_pairs *tr
                        "%zu)", n, m->cfg.L, layer);
         return -1;
     }
-    int letter = 1;
-    for (size_t i = 0; i < n; i++)
-        letter &= bipo_eval_is_letter(train->p[i].matching) &&
-                  bipo_eval_is_letter(train->p[i].not_matching);
+    int letter = bipo_pairs_are_letters(train); // n >= 1 here
     bipo_example *ex = NULL;
     if (bipo_eval_examples(ctx, ctx->system, train, &ex) != 0) return -1;
     bipo_score_group *g = xcalloc(n, sizeof *g);
