@@ -125,10 +125,9 @@ const char *bipo_system_of(const bipo_model_cfg *mc) {
 // (a forced space and a scored EOS; "auto" spacing after a template whose prompt never ends in
 // whitespace is the same), so every run written before the form existed keeps its hash.
 static int form_is_official(const bipo_response_form *f, const char *template_name) {
+    const bipo_chat_template *t = bipo_chat_template_by_name(template_name);
     int space_same = f->space == BIPO_SPACE_ALWAYS ||
-                     (f->space == BIPO_SPACE_AUTO && (!strcmp(template_name, "llama2") ||
-                                                      !strcmp(template_name, "mistral") ||
-                                                      !strcmp(template_name, "vicuna")));
+                     (f->space == BIPO_SPACE_AUTO && t && t->ends_blank == 0);
     return space_same && f->score_eos;
 }
 

@@ -183,8 +183,23 @@ static void split_rule(void) {
     if (bipo_file_exists(BIPO_DEFAULT_MODEL)) split_rule_one(BIPO_DEFAULT_MODEL);
 }
 
+// Each template's ends_blank says how its rendered prompt ends (the job hash relies on it).
+static void ends_blank(void) {
+    const char *names[] = {"llama2", "mistral", "vicuna", "chatml", "none"};
+    for (size_t i = 0; i < 5; i++) {
+        const bipo_chat_template *t = bipo_chat_template_by_name(names[i]);
+        char *p = bipo_chat_render(t, "S", "user text");
+        size_t n = strlen(p);
+        int blank = n && strchr(" \t\r\n", p[n - 1]) != NULL;
+        EXPECT(t->ends_blank == -1 ? !strcmp(p + n - 9, "user text") : t->ends_blank == blank,
+               "%s: ends_blank %d but the prompt ends '%c'", names[i], t->ends_blank, n ? p[n - 1] : '-');
+        free(p);
+    }
+}
+
 int main(void) {
     templates();
+    ends_blank();
     default_model_chat();
     llama2_pair();
     split_rule();

@@ -11,12 +11,12 @@
     "A chat between a curious user and an artificial intelligence assistant. The assistant "   \
     "gives helpful, detailed, and polite answers to the user's questions."
 
-static const bipo_chat_template T_NONE = {BIPO_CHAT_NONE, "none", NULL};
-static const bipo_chat_template T_LLAMA2 = {BIPO_CHAT_LLAMA2, "llama2", NULL};
-static const bipo_chat_template T_MISTRAL = {BIPO_CHAT_MISTRAL, "mistral", NULL};
-static const bipo_chat_template T_VICUNA = {BIPO_CHAT_VICUNA, "vicuna", VICUNA_SYSTEM};
-static const bipo_chat_template T_CHATML = {BIPO_CHAT_CHATML, "chatml", NULL};
-static const bipo_chat_template T_SMOLLM = {BIPO_CHAT_CHATML, "chatml", SMOLLM_SYSTEM};
+static const bipo_chat_template T_NONE = {BIPO_CHAT_NONE, "none", NULL, -1};
+static const bipo_chat_template T_LLAMA2 = {BIPO_CHAT_LLAMA2, "llama2", NULL, 0};
+static const bipo_chat_template T_MISTRAL = {BIPO_CHAT_MISTRAL, "mistral", NULL, 0};
+static const bipo_chat_template T_VICUNA = {BIPO_CHAT_VICUNA, "vicuna", VICUNA_SYSTEM, 0};
+static const bipo_chat_template T_CHATML = {BIPO_CHAT_CHATML, "chatml", NULL, 1};
+static const bipo_chat_template T_SMOLLM = {BIPO_CHAT_CHATML, "chatml", SMOLLM_SYSTEM, 1};
 
 static const char *const space_names[] = {"auto", "always", "never"};
 

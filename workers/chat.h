@@ -46,6 +46,11 @@ typedef struct {
     bipo_chat_kind kind;
     const char *name;           // "llama2", "mistral", "vicuna", "chatml", "none"
     const char *default_system; // used when system == NULL; NULL = none
+    // How the rendered prompt ends: 1 in whitespace (chatml's "assistant\n"), 0 never (llama2's
+    // "[/INST]", vicuna's "ASSISTANT:"), -1 with the user's text (none). BIPO_SPACE_AUTO adds a
+    // space exactly when the prompt does not end in whitespace, so with 0 it is always the
+    // official form's " " + response.
+    int ends_blank;
 } bipo_chat_template;
 
 // By name ("llama2"/"llama-2", "mistral", "vicuna"/"vicuna_v1.1", "chatml"/"smollm", "none");
